@@ -1,0 +1,476 @@
+"""Contracts shared by every part of recourse-bench.
+
+The data model is array-first: every dataset is encoded into *model space*, where each feature lies
+in [0, 1] (scaled with training statistics) and categorical features are one-hot groups. A
+:class:`Schema` says what each model-space column is and what a recourse may do with it; a
+:class:`Splits` carries the arrays. Plugins (datasets, model trainers, recourse methods, shifts) are
+small classes whose ``__init__`` only stores keyword parameters, in the scikit-learn manner, so that
+``get_params``, ``set_params``, ``clone`` and a readable :attr:`Component.label` come for free.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+FeatureKind = Literal["continuous", "integer", "binary", "categorical"]
+Stage = Literal["static", "update"]
+
+
+# --------------------------------------------------------------------------------------- errors
+class RecourseBenchError(Exception):
+    """Base class of every error that recourse-bench reports to a user as one line."""
+
+
+class ConfigError(RecourseBenchError, ValueError):
+    """A configuration, a component name or a parameter is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A plugin name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(RecourseBenchError):
+    """Two plugins of one kind registered under the same name."""
+
+
+class NotFittedError(RecourseBenchError, _SklearnNotFittedError):
+    """``generate`` was called before ``fit``."""
+
+
+class DataError(RecourseBenchError):
+    """A dataset file or array is missing, corrupted or malformed."""
+
+
+# --------------------------------------------------------------------------------------- schema
+@dataclass(frozen=True)
+class Schema:
+    """What each model-space column is and what a recourse may do with it.
+
+    Parameters
+    ----------
+    features : tuple of str
+        Model-space column names (one-hot columns are named ``feature=value``).
+    kinds : tuple of str
+        Per column: ``continuous``, ``integer``, ``binary`` or ``categorical`` (one-hot member).
+    immutable : tuple of bool
+        Per column: True if a recourse must leave it unchanged (e.g. sex, foreign worker).
+    direction : tuple of int
+        Per column: +1 may only increase (age), -1 may only decrease, 0 either way.
+    lower, upper : tuple of float
+        Per column bounds in model space.
+    steps : tuple of float
+        Per column grid step in model space for integer features (one raw unit); 0 otherwise.
+    groups : tuple of tuple of int
+        Column indices of each one-hot group: exactly one member of a group is 1.
+    favourable_class : int
+        The desired class; always 1 after loading.
+    """
+
+    features: tuple[str, ...]
+    kinds: tuple[str, ...]
+    immutable: tuple[bool, ...]
+    direction: tuple[int, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    steps: tuple[float, ...]
+    groups: tuple[tuple[int, ...], ...] = ()
+    favourable_class: int = 1
+
+    def __post_init__(self) -> None:
+        d = len(self.features)
+        for name in ("kinds", "immutable", "direction", "lower", "upper", "steps"):
+            if len(getattr(self, name)) != d:
+                raise DataError(
+                    f"Schema.{name} has {len(getattr(self, name))} entries for {d} features"
+                )
+
+    @property
+    def n_features(self) -> int:
+        """Number of model-space columns."""
+        return len(self.features)
+
+    @property
+    def mutable_mask(self) -> np.ndarray:
+        """Boolean array, True where a recourse may change the column."""
+        return ~np.asarray(self.immutable, dtype=bool)
+
+    @property
+    def lower_array(self) -> np.ndarray:
+        """Lower bounds as a float array."""
+        return np.asarray(self.lower, dtype=float)
+
+    @property
+    def upper_array(self) -> np.ndarray:
+        """Upper bounds as a float array."""
+        return np.asarray(self.upper, dtype=float)
+
+    def bounds_for(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row box for recourses of factuals ``X``: bounds, directions and immutables.
+
+        Immutable columns are pinned to the factual; a column that may only increase has the
+        factual as its lower bound (and symmetrically for decrease).
+        """
+        X = np.asarray(X, dtype=float)
+        lo = np.broadcast_to(self.lower_array, X.shape).copy()
+        hi = np.broadcast_to(self.upper_array, X.shape).copy()
+        direction = np.asarray(self.direction)
+        up, down = direction > 0, direction < 0
+        lo[:, up] = np.maximum(lo[:, up], X[:, up])
+        hi[:, down] = np.minimum(hi[:, down], X[:, down])
+        frozen = ~self.mutable_mask
+        lo[:, frozen] = X[:, frozen]
+        hi[:, frozen] = X[:, frozen]
+        return lo, hi
+
+    def snap(self, X_cf: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Make candidate recourses feasible for factuals ``X``.
+
+        Clips to :meth:`bounds_for`, rounds integer columns to their grid and each one-hot group
+        to its largest member. Rows of NaN stay NaN.
+        """
+        X_cf = np.array(X_cf, dtype=float, copy=True)
+        lo, hi = self.bounds_for(X)
+        X_cf = np.clip(X_cf, lo, hi)
+        steps = np.asarray(self.steps, dtype=float)
+        grid = steps > 0
+        if grid.any():
+            snapped = np.round((X_cf[:, grid] - self.lower_array[grid]) / steps[grid])
+            X_cf[:, grid] = np.clip(
+                self.lower_array[grid] + snapped * steps[grid], lo[:, grid], hi[:, grid]
+            )
+        for group in self.groups:
+            cols = list(group)
+            block = X_cf[:, cols]
+            missing = np.isnan(block).any(axis=1)
+            onehot = np.zeros_like(block)
+            winner = np.argmax(np.nan_to_num(block, nan=-np.inf), axis=1)
+            onehot[np.arange(len(block)), winner] = 1.0
+            onehot[missing] = np.nan
+            X_cf[:, cols] = onehot
+        return X_cf
+
+    def violations(self, X_cf: np.ndarray, X: np.ndarray, atol: float = 1e-6) -> np.ndarray:
+        """Per row, True if a recourse breaks an immutable, a bound, a direction or a group."""
+        lo, hi = self.bounds_for(X)
+        bad = ((X_cf < lo - atol) | (X_cf > hi + atol)).any(axis=1)
+        for group in self.groups:
+            block = X_cf[:, list(group)]
+            ok = np.isclose(block.sum(axis=1), 1.0) & np.isin(block, (0.0, 1.0)).all(axis=1)
+            bad |= ~ok
+        return bad & ~np.isnan(X_cf).any(axis=1)
+
+
+class Encoder(Protocol):
+    """Maps model space back to raw, human units."""
+
+    def inverse_transform(self, X: np.ndarray) -> Any:
+        """Return the rows of ``X`` in raw units (a DataFrame)."""
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A dataset encoded in model space.
+
+    Attributes
+    ----------
+    X_train, y_train, X_test, y_test : ndarray
+        Features in model space and 0/1 labels (1 is favourable).
+    schema : Schema
+        What each column is.
+    encoder : Encoder or None
+        Maps model space back to raw units for reports.
+    future : tuple of (X, y) or None
+        A shifted split for natural shifts (temporal, geospatial, correction).
+    oracle : Classifier or None
+        The ground-truth labeller where the dataset has one (synthetic data).
+    name : str
+        The dataset's registered name.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    schema: Schema
+    encoder: Encoder | None = None
+    future: tuple[np.ndarray, np.ndarray] | None = None
+    oracle: Classifier | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for part in ("X_train", "X_test"):
+            X = getattr(self, part)
+            if X.ndim != 2 or X.shape[1] != self.schema.n_features:
+                raise DataError(
+                    f"{part} has shape {X.shape}; expected (n, {self.schema.n_features})"
+                )
+            if not np.isfinite(X).all():
+                raise DataError(f"{part} of dataset {self.name!r} contains NaN or inf values")
+
+
+# ----------------------------------------------------------------------------------- classifier
+@runtime_checkable
+class Classifier(Protocol):
+    """A trained binary classifier in model space (scikit-learn conventions).
+
+    ``predict_proba`` returns an (n, 2) array; column 1 is the favourable class. Capabilities are
+    declared as attributes: ``differentiable`` classifiers also offer ``logits(X: torch.Tensor)``
+    (the log-odds of class 1, differentiable in ``X``); ``linear`` ones offer ``coef_`` and
+    ``intercept_`` such that the log-odds are ``X @ coef_ + intercept_``.
+    """
+
+    differentiable: bool
+    linear: bool
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, shape (n, 2)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted 0/1 labels, shape (n,)."""
+
+
+# ----------------------------------------------------------------------------------- components
+class Component(BaseEstimator):
+    """Base of every parametrised plugin: datasets, trainers, methods and shifts.
+
+    Subclasses list their parameters as keyword arguments of ``__init__`` and only store them.
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Names of the keyword parameters ``__init__`` accepts."""
+        return sorted(cls._get_param_names())
+
+    def validate_params(self) -> None:
+        """Raise :class:`ConfigError` if a parameter value is invalid (called before use)."""
+
+    @property
+    def label(self) -> str:
+        """Readable label: the name plus every parameter that differs from its default."""
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+        changed = [
+            f"{key}={value!r}"
+            for key, value in sorted(self.get_params(deep=False).items())
+            if key not in defaults or not _same(defaults[key], value)
+        ]
+        name = self.name or type(self).__name__
+        return f"{name}({', '.join(changed)})" if changed else name
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # arrays or odd types: compare their representations
+        return repr(a) == repr(b)
+
+
+class Dataset(Component):
+    """A dataset plugin: ``load(seed)`` returns :class:`Splits` in model space."""
+
+    def load(self, seed: int) -> Splits:
+        """Load, split (with ``seed``) and encode the data."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Fetch files once (sha256-checked, cached). Embedded datasets need nothing."""
+
+
+class Trainer(Component):
+    """A model plugin: ``fit(X, y, seed)`` trains and returns a :class:`Classifier`."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Classifier:
+        """Train a classifier on model-space data with the given seed."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class MethodTags:
+    """Capabilities a recourse method declares (never sniffed from a model's internals).
+
+    Attributes
+    ----------
+    requires_differentiable : bool
+        Needs ``Classifier.logits`` (gradient-based search).
+    requires_linear : bool
+        Needs ``coef_`` and ``intercept_``.
+    trains : bool
+        ``fit`` learns from the training data (GenRe, nearest neighbour).
+    stochastic : bool
+        Results depend on ``random_state``.
+    """
+
+    requires_differentiable: bool = False
+    requires_linear: bool = False
+    trains: bool = False
+    stochastic: bool = False
+
+
+class RecourseMethod(Component):
+    """A recourse method: ``fit(model, splits)`` then ``generate(X) -> X_cf``.
+
+    ``generate`` handles all factuals in one batched computation and returns an array of the same
+    shape; a row of NaN means no recourse was found for that factual.
+    """
+
+    tags: ClassVar[MethodTags] = MethodTags()
+
+    def skip_reason(self, model: Classifier) -> str | None:
+        """Why this method cannot run on ``model`` (recorded as a skip), or None."""
+        if self.tags.requires_differentiable and not getattr(model, "differentiable", False):
+            return f"{self.name} needs a differentiable model; {type(model).__name__} is not"
+        if self.tags.requires_linear and not getattr(model, "linear", False):
+            return f"{self.name} needs a linear model; {type(model).__name__} is not"
+        return None
+
+    def fit(self, model: Classifier, splits: Splits) -> RecourseMethod:
+        """Attach the model and data; methods that learn override and call this first."""
+        self.validate_params()
+        self.model_ = model
+        self.schema_ = splits.schema
+        return self
+
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        """Return recourses for the factuals ``X`` (NaN rows where none was found)."""
+        raise NotImplementedError
+
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless :meth:`fit` was called."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError(
+                f"{self.label} is not fitted yet: call fit(model, splits) before generate(X)"
+            )
+
+
+class Shift(Component):
+    """A model update or distribution shift producing the updated models.
+
+    ``updates(splits, trainer, base_model, seed)`` returns ``n_models`` classifiers. Shifts with a
+    size have a ``severity`` parameter.
+    """
+
+    def updates(
+        self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
+    ) -> list[Classifier]:
+        """Return the updated models."""
+        raise NotImplementedError
+
+    @property
+    def severity_value(self) -> float:
+        """The shift's severity, NaN where it has none."""
+        return float(getattr(self, "severity", float("nan")))
+
+
+# -------------------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class EvalContext:
+    """Everything a metric may look at.
+
+    ``updated`` is set for ``update``-stage metrics (one updated model at a time).
+    """
+
+    factuals: np.ndarray
+    recourses: np.ndarray
+    model: Classifier
+    splits: Splits
+    updated: Classifier | None = None
+
+    @property
+    def found(self) -> np.ndarray:
+        """Rows where a recourse was found."""
+        return ~np.isnan(self.recourses).any(axis=1)
+
+    def accepted_by(self, model: Classifier) -> np.ndarray:
+        """Rows whose recourse ``model`` accepts (False where none was found)."""
+        accepted = np.zeros(len(self.recourses), dtype=bool)
+        found = self.found
+        if found.any():
+            accepted[found] = model.predict(self.recourses[found]) == 1
+        return accepted
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value and the denominator ``n`` behind it."""
+
+    value: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A pure function of an :class:`EvalContext`, with metadata.
+
+    Attributes
+    ----------
+    name : str
+        Registered name (e.g. ``invalidation-rate``).
+    func : callable
+        ``func(ctx) -> MetricValue``.
+    stage : {"static", "update"}
+        ``static`` metrics run once per recourse set, ``update`` ones once per updated model.
+    higher_is_better : bool
+    bounds : tuple of float
+        The value's range.
+    """
+
+    name: str
+    func: Callable[[EvalContext], MetricValue] = field(repr=False)
+    stage: Stage
+    higher_is_better: bool
+    bounds: tuple[float, float] = (0.0, 1.0)
+
+    def __call__(self, ctx: EvalContext) -> MetricValue:
+        """Evaluate the metric."""
+        return self.func(ctx)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.func.__doc__
+
+
+def share(mask: np.ndarray, of: np.ndarray | None = None) -> MetricValue:
+    """The share of True in ``mask`` among rows selected by ``of`` (NaN when none is selected)."""
+    mask = np.asarray(mask, dtype=bool)
+    if of is not None:
+        mask = mask[np.asarray(of, dtype=bool)]
+    n = int(mask.size)
+    return MetricValue(float(mask.mean()) if n else float("nan"), n)
+
+
+__all__ = [
+    "Classifier",
+    "Component",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "DuplicateNameError",
+    "EvalContext",
+    "MethodTags",
+    "Metric",
+    "MetricValue",
+    "NotFittedError",
+    "RecourseBenchError",
+    "RecourseMethod",
+    "Schema",
+    "Shift",
+    "Splits",
+    "Trainer",
+    "UnknownNameError",
+    "share",
+]

@@ -1,0 +1,290 @@
+"""Benchmark configurations: YAML -> validated :class:`BenchmarkConfig` -> :func:`plan`.
+
+A configuration names the components of the matrix. Each component is a registered name, or a
+mapping with ``name``, fixed ``params`` and a ``grid`` of swept values (the cartesian product)::
+
+    name: quick
+    seeds: 3                # seed repetitions (or an explicit list of indices)
+    n_factuals: 100         # at most this many rejected test points per cell
+    datasets: [german, {name: synthetic-gaussians, params: {n_samples: 1000}}]
+    models: [logreg, mlp]
+    methods: [{name: wachter, grid: {lam: [0.1, 1.0]}}]
+    shifts: [{name: retrain-seed, params: {n_models: 10}}]
+    metrics: [coverage, validity, cost-l1, invalidation-rate]
+
+Every key is checked: a misspelled key or parameter is an error naming the valid ones, never
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import registry
+from .api import Component, ConfigError, Metric
+
+COMPONENT_SECTIONS = {
+    "datasets": "dataset",
+    "models": "model",
+    "methods": "method",
+    "shifts": "shift",
+}
+TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics", "report"}
+TOP_LEVEL_KEYS |= set(COMPONENT_SECTIONS)
+ENTRY_KEYS = {"name", "params", "grid"}
+DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate")
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, canonical version of a YAML value (lists become tuples)."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class ComponentSpec:
+    """One fully specified component: a registered name and fixed parameter values."""
+
+    kind: str
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as a dictionary."""
+        return dict(self.params)
+
+    @property
+    def params_json(self) -> str:
+        """The parameters as canonical JSON (for the results table)."""
+        return json.dumps({k: _jsonable(v) for k, v in self.params}, sort_keys=True)
+
+    def build(self) -> Any:
+        """A fresh instance of the plugin (metrics are returned as registered)."""
+        plugin = registry.get(self.kind, self.name)
+        if self.kind == "metric":
+            return plugin
+        return plugin(**self.params_dict)
+
+    @property
+    def label(self) -> str:
+        """The component's readable label, e.g. ``wachter(lam=1.0)``."""
+        built = self.build()
+        return built.label if isinstance(built, Component) else self.name
+
+    def code_version(self) -> str:
+        """Hash of the plugin's source (see :func:`registry.code_version`)."""
+        plugin = registry.get(self.kind, self.name)
+        return registry.code_version(plugin.func if isinstance(plugin, Metric) else plugin)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """A validated benchmark matrix."""
+
+    name: str
+    seed: int
+    seeds: tuple[int, ...]
+    n_factuals: int
+    datasets: tuple[ComponentSpec, ...]
+    models: tuple[ComponentSpec, ...]
+    methods: tuple[ComponentSpec, ...]
+    shifts: tuple[ComponentSpec, ...]
+    metrics: tuple[str, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
+        """Restrict one section to components with the given names (``--only method=a,b``)."""
+        section = {v: k for k, v in COMPONENT_SECTIONS.items()}.get(kind)
+        if section is None:
+            raise ConfigError(
+                f"--only {kind}=...: unknown kind; "
+                f"use one of {', '.join(COMPONENT_SECTIONS.values())}"
+            )
+        names = list(names)
+        present = sorted({spec.name for spec in getattr(self, section)})
+        missing = [n for n in names if n not in present]
+        if missing:
+            raise ConfigError(
+                f"--only {kind}={','.join(names)}: {missing[0]!r} is not in this config; "
+                f"{registry.suggest(missing[0], present)}its {section}: {', '.join(present)}"
+            )
+        kept = tuple(spec for spec in getattr(self, section) if spec.name in names)
+        return replace(self, **{section: kept})
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One cell of the matrix: a (dataset, model, method, shift, seed) combination."""
+
+    dataset: ComponentSpec
+    model: ComponentSpec
+    method: ComponentSpec
+    shift: ComponentSpec
+    seed: int
+
+
+def load_config(source: str | Path | Mapping[str, Any]) -> BenchmarkConfig:
+    """Read and validate a configuration from a YAML file or a mapping."""
+    where = "config"
+    if isinstance(source, Mapping):
+        raw: Any = dict(source)
+    else:
+        path = Path(source)
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {where!r} does not exist; check the path")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{where}: {problem}{line}; fix the YAML syntax") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings at the top level")
+    return _validate(raw, where)
+
+
+def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
+    _check_keys(raw, TOP_LEVEL_KEYS, f"{where}: unknown setting", "valid settings")
+    for section in COMPONENT_SECTIONS:
+        if section not in raw:
+            raise ConfigError(f"{where}: missing section {section!r}; list at least one entry")
+    seed = _integer(raw.get("seed", 0), f"{where}: seed", minimum=0)
+    seeds_raw = raw.get("seeds", 1)
+    if isinstance(seeds_raw, list):
+        seeds = tuple(
+            _integer(s, f"{where}: seeds[{i}]", minimum=0) for i, s in enumerate(seeds_raw)
+        )
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{where}: seeds must be a non-empty list of distinct integers")
+    else:
+        seeds = tuple(range(_integer(seeds_raw, f"{where}: seeds", minimum=1)))
+    n_factuals = _integer(raw.get("n_factuals", 100), f"{where}: n_factuals", minimum=1)
+    sections = {
+        section: _components(raw[section], kind, f"{where}: {section}")
+        for section, kind in COMPONENT_SECTIONS.items()
+    }
+    metrics = _metric_names(raw.get("metrics", list(DEFAULT_METRICS)), f"{where}: metrics")
+    return BenchmarkConfig(
+        name=str(raw.get("name") or (Path(where).stem if where != "config" else "benchmark")),
+        seed=seed,
+        seeds=seeds,
+        n_factuals=n_factuals,
+        metrics=metrics,
+        raw=dict(raw),
+        **sections,
+    )
+
+
+def _check_keys(given: Iterable[Any], valid: Iterable[str], what: str, listing: str) -> None:
+    valid = sorted(valid)
+    for key in given:
+        if key not in valid:
+            raise ConfigError(
+                f"{what} {key!r}; {registry.suggest(str(key), valid)}"
+                f"{listing}: {', '.join(valid) or '(none)'}"
+            )
+
+
+def _integer(value: Any, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _components(entries: Any, kind: str, where: str) -> tuple[ComponentSpec, ...]:
+    if isinstance(entries, str | Mapping):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}: expected a non-empty list of {kind} names or mappings")
+    specs: list[ComponentSpec] = []
+    for i, entry in enumerate(entries):
+        specs.extend(_expand(entry, kind, f"{where}[{i}]"))
+    duplicates = sorted({s.name for s in specs if specs.count(s) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: {kind} {duplicates[0]!r} is listed twice with the same params")
+    return tuple(specs)
+
+
+def _expand(entry: Any, kind: str, where: str) -> list[ComponentSpec]:
+    """One config entry -> one spec per point of its grid."""
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        raise ConfigError(f"{where}: expected a {kind} name or a mapping with a 'name' key")
+    _check_keys(entry, ENTRY_KEYS, f"{where}: unknown key", "valid keys")
+    name = entry["name"]
+    plugin = registry.get(kind, str(name))
+    params = entry.get("params") or {}
+    grid = entry.get("grid") or {}
+    for part, value in (("params", params), ("grid", grid)):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} ({name}): {part} must be a mapping of parameter: value")
+    valid = plugin.param_names()
+    _check_keys(
+        itertools.chain(params, grid),
+        valid,
+        f"{where} ({name}): unknown parameter",
+        f"valid parameters of {name}",
+    )
+    both = sorted(set(params) & set(grid))
+    if both:
+        raise ConfigError(f"{where} ({name}): {both[0]!r} is in both params and grid; keep one")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where} ({name}): grid {key!r} must be a non-empty list of values")
+    keys = sorted(grid)
+    specs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        merged = {**params, **dict(zip(keys, values, strict=True))}
+        spec = ComponentSpec(
+            kind, str(name), tuple(sorted((k, _freeze(v)) for k, v in merged.items()))
+        )
+        try:
+            built = spec.build()
+            if isinstance(built, Component):
+                built.validate_params()
+        except ConfigError as exc:
+            raise ConfigError(f"{where} ({name}): {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where} ({name}): invalid parameters {merged}: {exc}") from None
+        specs.append(spec)
+    return specs
+
+
+def _metric_names(names: Any, where: str) -> tuple[str, ...]:
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"{where}: expected a non-empty list of metric names")
+    for name in names:
+        registry.get("metric", str(name))
+    return tuple(dict.fromkeys(str(n) for n in names))
+
+
+def plan(config: BenchmarkConfig) -> list[Cell]:
+    """All cells of the matrix: datasets x models x methods x shifts x seeds."""
+    return [
+        Cell(dataset, model, method, shift, seed)
+        for dataset, model, method, shift, seed in itertools.product(
+            config.datasets, config.models, config.methods, config.shifts, config.seeds
+        )
+    ]

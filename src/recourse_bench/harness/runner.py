@@ -1,0 +1,361 @@
+"""The runner: executes a benchmark matrix in waves, in parallel, with per-cell error isolation.
+
+Wave 1 (method independent, each unit computed once and cached): base models with their factuals,
+then the updated models of every shift. Wave 2: per (dataset, model, method, seed), the method's
+recourses (cached), evaluated with the static metrics once and the update metrics once per
+updated model of every shift. A unit that raises becomes ``error`` rows carrying its message; every
+other unit continues. Results are sorted, so they are identical at any ``-j``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
+
+from .. import registry, store
+from ..api import EvalContext, Metric
+from ..config import BenchmarkConfig, ComponentSpec
+from ..provenance import environment
+from .stages import Stages, fit_base, fit_recourse, fit_updates
+
+log = logging.getLogger(__name__)
+BACKENDS = ("loky", "threading", "sequential")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every task needs besides its own specs (sent to the workers)."""
+
+    cache_dir: str
+    base_seed: int
+    n_factuals: int
+    metrics: tuple[str, ...]
+    plugin_files: tuple[str, ...] = ()
+
+    @property
+    def stages(self) -> Stages:
+        """Cached access to the stages."""
+        return Stages(self.cache_dir, self.base_seed, self.n_factuals)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a base model, a shift's updates, or a method's recourses."""
+
+    stage: str  # "base", "updates" or "recourse"
+    seed: int
+    dataset: ComponentSpec
+    model: ComponentSpec
+    method: ComponentSpec | None = None
+    shift: ComponentSpec | None = None
+    shifts: tuple[ComponentSpec, ...] = ()
+    failed: tuple[tuple[ComponentSpec, str], ...] = ()  # shifts whose updates failed, with why
+
+    def describe(self) -> str:
+        """A short human description for error messages."""
+        parts = [self.dataset.name, self.model.name]
+        parts += [spec.name for spec in (self.method, self.shift) if spec is not None]
+        return f"{self.stage} {'/'.join(parts)} seed {self.seed}"
+
+
+@dataclass
+class Outcome:
+    """What a task returns: rows (for recourse tasks), an error message, whether it was cached."""
+
+    task: Task
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    """The results of a run and where they were written."""
+
+    results: pd.DataFrame
+    out_dir: Path | None
+    metadata: dict[str, Any]
+
+    @property
+    def n_failed(self) -> int:
+        """Rows with status ``error`` or ``timeout``."""
+        return int(self.results["status"].isin(["error", "timeout"]).sum())
+
+
+# ------------------------------------------------------------------------------- task execution
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread: results do not depend on the worker count, and workers do not fight."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_task(task: Task, settings: Settings) -> Outcome:
+    """Execute one task; any exception becomes ``Outcome.error`` (the cell's first error line)."""
+    for path in settings.plugin_files:
+        registry.load_plugin_file(path)
+    start = time.perf_counter()
+    outcome = Outcome(task)
+    try:
+        with _one_torch_thread():
+            _execute(task, settings, outcome)
+    except Exception as exc:
+        log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
+        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
+    stages = settings.stages
+    if task.stage == "base":
+        outcome.cached = stages.is_cached(fit_base, task.seed, task.dataset, task.model)
+        stages.base(task.seed, task.dataset, task.model)
+    elif task.stage == "updates":
+        specs = (task.dataset, task.model, task.shift)
+        outcome.cached = stages.is_cached(fit_updates, task.seed, *specs)
+        stages.updates(task.seed, *specs)
+    else:
+        specs = (task.dataset, task.model, task.method)
+        outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs)
+        outcome.rows = _evaluate(task, settings)
+
+
+def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
+    """Recourse for one (dataset, model, method, seed) and its metrics under every shift."""
+    stages = settings.stages
+    try:
+        recourse = stages.recourse(task.seed, task.dataset, task.model, task.method)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.debug("recourse %s failed:\n%s", task.describe(), traceback.format_exc())
+        return [_row(task, shift, status="error", reason=message) for shift in task.shifts]
+    if recourse.skip_reason is not None:
+        return [
+            _row(task, shift, status="skipped", reason=recourse.skip_reason)
+            for shift in task.shifts
+        ]
+    splits = stages.splits(task.seed, task.dataset)
+    base = stages.base(task.seed, task.dataset, task.model)
+    context = EvalContext(
+        factuals=splits.X_test[base.factual_index],
+        recourses=recourse.recourses,
+        model=base.classifier,
+        splits=splits,
+    )
+    metrics: list[Metric] = [registry.get("metric", name) for name in settings.metrics]
+    rows = [
+        _row(task, None, metric=m.name, measured=m(context)) for m in metrics if m.stage == "static"
+    ]
+    failed = dict(task.failed)
+    update_metrics = [m for m in metrics if m.stage == "update"]
+    for shift in task.shifts:
+        if shift in failed:
+            rows.append(_row(task, shift, status="error", reason=failed[shift]))
+            continue
+        updated_models = stages.updates(task.seed, task.dataset, task.model, shift)
+        for draw, updated in enumerate(updated_models):
+            updated_context = replace(context, updated=updated)
+            rows += [
+                _row(task, shift, metric=m.name, measured=m(updated_context), draw=draw)
+                for m in update_metrics
+            ]
+    return rows
+
+
+def _row(
+    task: Task,
+    shift: ComponentSpec | None,
+    *,
+    metric: str | None = None,
+    measured: Any = None,
+    draw: int | None = None,
+    status: str = "ok",
+    reason: str = "",
+) -> dict[str, Any]:
+    method = task.method
+    assert method is not None
+    shift_instance = shift.build() if shift is not None else None
+    return {
+        "dataset": task.dataset.name,
+        "dataset_label": task.dataset.label,
+        "model": task.model.name,
+        "model_label": task.model.label,
+        "method": method.name,
+        "method_label": method.label,
+        "shift": shift.name if shift is not None else None,
+        "shift_label": shift_instance.label if shift_instance is not None else None,
+        "severity": shift_instance.severity_value if shift_instance is not None else float("nan"),
+        "seed": task.seed,
+        "draw": draw,
+        "metric": metric,
+        "value": measured.value if measured is not None else float("nan"),
+        "n": measured.n if measured is not None else None,
+        "status": status,
+        "reason": reason,
+        "dataset_params": task.dataset.params_json,
+        "model_params": task.model.params_json,
+        "method_params": method.params_json,
+        "shift_params": shift.params_json if shift is not None else "{}",
+    }
+
+
+# ------------------------------------------------------------------------------------- the run
+def default_cache_dir(out_dir: Path) -> Path:
+    """The default cache: a ``.recourse-bench-cache`` folder beside the run folder."""
+    return out_dir.resolve().parent / ".recourse-bench-cache"
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    out_dir: str | Path | None = None,
+    *,
+    n_jobs: int = 1,
+    backend: str = "loky",
+    cache_dir: str | Path | None = None,
+    plugin_files: Iterable[str | Path] = (),
+    progress: bool = True,
+) -> RunResult:
+    """Run the whole matrix; with ``out_dir``, write ``results.parquet`` and ``run.json``.
+
+    Parameters
+    ----------
+    config : BenchmarkConfig
+        The validated matrix.
+    out_dir : path, optional
+        Run folder for the results; nothing is written when None.
+    n_jobs : int, default 1
+        Parallel workers (``-j``); -1 uses every core.
+    backend : {"loky", "threading", "sequential"}
+        joblib backend.
+    cache_dir : path, optional
+        Cache folder; defaults to ``.recourse-bench-cache`` beside ``out_dir`` (or in the current
+        folder when there is no ``out_dir``).
+    plugin_files : paths
+        Local plugin files to load in every worker.
+    progress : bool
+        Show a progress bar (units done / total, ETA) on stderr.
+    """
+    started = time.time()
+    out = Path(out_dir) if out_dir is not None else None
+    if cache_dir is None:
+        cache_dir = default_cache_dir(out) if out is not None else Path(".recourse-bench-cache")
+    settings = Settings(
+        cache_dir=str(Path(cache_dir).resolve()),
+        base_seed=config.seed,
+        n_factuals=config.n_factuals,
+        metrics=config.metrics,
+        plugin_files=tuple(str(Path(p).resolve()) for p in plugin_files),
+    )
+    pairs = [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
+    base_tasks = [Task("base", s, d, m) for d, m, s in pairs]
+    update_tasks = [Task("updates", s, d, m, shift=sh) for d, m, s in pairs for sh in config.shifts]
+    n_method_tasks = len(pairs) * len(config.methods)
+    total = len(base_tasks) + len(update_tasks) + n_method_tasks
+    outcomes: list[Outcome] = []
+    bar = tqdm(total=total, unit="unit", desc=config.name, disable=not progress, leave=True)
+    with bar, parallel_config(backend=backend, n_jobs=n_jobs):
+        base_failed = _wave(base_tasks, settings, bar, outcomes, "base models")
+        update_tasks = [t for t in update_tasks if (t.dataset, t.model, t.seed) not in base_failed]
+        bar.total -= len(pairs) * len(config.shifts) - len(update_tasks)
+        shift_failed = _wave(update_tasks, settings, bar, outcomes, "updated models")
+        method_tasks = []
+        for d, m, s in pairs:
+            for method in config.methods:
+                if (d, m, s) in base_failed:
+                    continue
+                failed = tuple(
+                    (sh, shift_failed[(d, m, s, sh)])
+                    for sh in config.shifts
+                    if (d, m, s, sh) in shift_failed
+                )
+                method_tasks.append(
+                    Task("recourse", s, d, m, method=method, shifts=config.shifts, failed=failed)
+                )
+        bar.total -= n_method_tasks - len(method_tasks)
+        _wave(method_tasks, settings, bar, outcomes, "recourse")
+    rows = [row for outcome in outcomes for row in outcome.rows]
+    rows += _base_failure_rows(config, base_failed)
+    results = store.to_frame(rows)
+    metadata = _metadata(config, settings, outcomes, n_jobs, backend, started)
+    if out is not None:
+        store.write_results(results, out, metadata)
+    return RunResult(results, out, metadata)
+
+
+def _wave(
+    tasks: list[Task], settings: Settings, bar: Any, outcomes: list[Outcome], what: str
+) -> dict[tuple, str]:
+    """Run tasks in parallel; return the failed ones' keys with their error line."""
+    failed: dict[tuple, str] = {}
+    if not tasks:
+        return failed
+    bar.set_postfix_str(what)
+    results = Parallel(return_as="generator_unordered")(
+        delayed(run_task)(task, settings) for task in tasks
+    )
+    for outcome in results:
+        outcomes.append(outcome)
+        bar.update(1)
+        task = outcome.task
+        if outcome.error is not None:
+            log.warning("%s failed: %s", task.describe(), outcome.error)
+            key = (task.dataset, task.model, task.seed)
+            failed[(*key, task.shift) if task.stage == "updates" else key] = outcome.error
+    return failed
+
+
+def _base_failure_rows(config: BenchmarkConfig, base_failed: dict[tuple, str]) -> list[dict]:
+    rows = []
+    for (dataset, model, seed), message in base_failed.items():
+        for method in config.methods:
+            task = Task("recourse", seed, dataset, model, method=method)
+            reason = f"base model failed: {message}"
+            rows += [_row(task, shift, status="error", reason=reason) for shift in config.shifts]
+    return rows
+
+
+def _metadata(
+    config: BenchmarkConfig,
+    settings: Settings,
+    outcomes: list[Outcome],
+    n_jobs: int,
+    backend: str,
+    started: float,
+) -> dict[str, Any]:
+    per_stage: dict[str, dict[str, float]] = {}
+    for outcome in outcomes:
+        stats = per_stage.setdefault(outcome.task.stage, {"units": 0, "cached": 0, "seconds": 0.0})
+        stats["units"] += 1
+        stats["cached"] += int(outcome.cached)
+        stats["seconds"] += outcome.seconds
+    return {
+        "config": dict(config.raw),
+        "config_name": config.name,
+        "n_jobs": n_jobs,
+        "backend": backend,
+        "cache_dir": settings.cache_dir,
+        "plugin_files": list(settings.plugin_files),
+        "stages": per_stage,
+        "failed_units": [
+            {"unit": o.task.describe(), "error": o.error} for o in outcomes if o.error is not None
+        ],
+        "wall_seconds": round(time.time() - started, 3),
+        **environment(),
+    }

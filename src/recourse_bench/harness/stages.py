@@ -1,0 +1,185 @@
+"""The stages of a run: pure functions of small specs, cached on disk with joblib.
+
+Every stage takes component specs, seeds and the code versions of the plugins involved, so that a
+cache entry is reused exactly when nothing it depends on changed (editing a plugin's module
+invalidates only the entries that used it). Seeds are derived from component names, never from the
+method: every method of a cell faces the same data, base model, factuals and updated models.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from joblib import Memory
+
+from ..api import Classifier, DataError, Splits
+from ..config import ComponentSpec
+from ..seeding import derive_seed, numpy_rng
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """The base classifier of a (dataset, model, seed) and the factuals it rejects."""
+
+    classifier: Classifier
+    factual_index: np.ndarray
+
+
+@dataclass(frozen=True)
+class Recourse:
+    """A method's recourses for the factuals of a (dataset, model, seed), with its timings."""
+
+    recourses: np.ndarray | None
+    skip_reason: str | None
+    fit_seconds: float
+    generate_seconds: float
+
+
+def spec_key(spec: ComponentSpec) -> str:
+    """The identity of a component used to derive seeds: its name and parameters."""
+    return f"{spec.name}{spec.params_json}"
+
+
+def data_seed(base_seed: int, dataset: ComponentSpec, seed: int) -> int:
+    """Seed for loading and splitting a dataset."""
+    return derive_seed(base_seed, "data", spec_key(dataset), seed)
+
+
+def model_seed(base_seed: int, dataset: ComponentSpec, model: ComponentSpec, seed: int) -> int:
+    """Seed for training the base model (and, via the harness, choosing the factuals)."""
+    return derive_seed(base_seed, "model", spec_key(dataset), spec_key(model), seed)
+
+
+@cache
+def memory(cache_dir: str) -> Memory:
+    """The joblib memory of a cache folder (one per process)."""
+    return Memory(cache_dir, verbose=0)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Cached access to the stages of one run: its cache folder, base seed and factual budget.
+
+    Every stage function has the signature ``(cache_dir, base_seed, n_factuals, seed, specs,
+    version)``; the cache key is everything but ``cache_dir``, so a cache folder can be moved.
+    """
+
+    cache_dir: str
+    base_seed: int
+    n_factuals: int
+
+    def _memo(self, func):
+        return memory(self.cache_dir).cache(func, ignore=["cache_dir"])
+
+    def _args(self, seed: int, specs: tuple[ComponentSpec, ...]) -> tuple:
+        version = "-".join(spec.code_version() for spec in specs)
+        return (self.cache_dir, self.base_seed, self.n_factuals, seed, specs, version)
+
+    def run(self, func, seed: int, *specs: ComponentSpec):
+        """Call a stage function through the cache."""
+        return self._memo(func)(*self._args(seed, specs))
+
+    def is_cached(self, func, seed: int, *specs: ComponentSpec) -> bool:
+        """Whether a stage's result is already in the cache."""
+        return bool(self._memo(func).check_call_in_cache(*self._args(seed, specs)))
+
+    def splits(self, seed: int, dataset: ComponentSpec) -> Splits:
+        """The dataset's splits for a seed."""
+        return self.run(load_splits, seed, dataset)
+
+    def base(self, seed: int, dataset: ComponentSpec, model: ComponentSpec) -> BaseModel:
+        """The base model and its factuals."""
+        return self.run(fit_base, seed, dataset, model)
+
+    def updates(
+        self, seed: int, dataset: ComponentSpec, model: ComponentSpec, shift: ComponentSpec
+    ) -> list[Classifier]:
+        """The updated models of a shift."""
+        return self.run(fit_updates, seed, dataset, model, shift)
+
+    def recourse(
+        self, seed: int, dataset: ComponentSpec, model: ComponentSpec, method: ComponentSpec
+    ) -> Recourse:
+        """A method's recourses for the factuals."""
+        return self.run(fit_recourse, seed, dataset, model, method)
+
+
+def load_splits(
+    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+) -> Splits:
+    """Stage 1: load, split and encode a dataset."""
+    (dataset,) = specs
+    log.debug("loading %s (seed %d)", dataset.name, seed)
+    return dataset.build().load(data_seed(base_seed, dataset, seed))
+
+
+def fit_base(
+    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+) -> BaseModel:
+    """Stage 2: train the base model and pick up to ``n_factuals`` test points it rejects."""
+    dataset, model = specs
+    log.debug("training base %s on %s (seed %d)", model.name, dataset.name, seed)
+    splits = Stages(cache_dir, base_seed, n_factuals).splits(seed, dataset)
+    trained_seed = model_seed(base_seed, dataset, model, seed)
+    classifier = model.build().fit(splits.X_train, splits.y_train, trained_seed)
+    rejected = np.flatnonzero(classifier.predict(splits.X_test) == 0)
+    if rejected.size == 0:
+        raise DataError(
+            f"the base {model.name} model rejects no test point of {dataset.name}: there is no "
+            "factual to give recourse to; use another model or dataset parameters"
+        )
+    if rejected.size > n_factuals:
+        rng = numpy_rng(derive_seed(trained_seed, "factuals"))
+        rejected = np.sort(rng.choice(rejected, size=n_factuals, replace=False))
+    return BaseModel(classifier, rejected)
+
+
+def fit_updates(
+    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+) -> list[Classifier]:
+    """Stage 3: the updated models of a shift (method independent)."""
+    dataset, model, shift = specs
+    log.debug("building %s on %s/%s (seed %d)", shift.name, dataset.name, model.name, seed)
+    stages = Stages(cache_dir, base_seed, n_factuals)
+    splits = stages.splits(seed, dataset)
+    base = stages.base(seed, dataset, model)
+    shift_seed = derive_seed(
+        base_seed, "shift", spec_key(dataset), spec_key(model), spec_key(shift), seed
+    )
+    return list(shift.build().updates(splits, model.build(), base.classifier, shift_seed))
+
+
+def fit_recourse(
+    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+) -> Recourse:
+    """Stage 4: fit the method on the base model and generate recourse for the factuals."""
+    dataset, model, method = specs
+    log.debug("running %s on %s/%s (seed %d)", method.name, dataset.name, model.name, seed)
+    stages = Stages(cache_dir, base_seed, n_factuals)
+    splits = stages.splits(seed, dataset)
+    base = stages.base(seed, dataset, model)
+    instance = method.build()
+    reason = instance.skip_reason(base.classifier)
+    if reason is not None:
+        return Recourse(None, reason, 0.0, 0.0)
+    if "random_state" in instance.get_params(deep=False):
+        method_seed = derive_seed(base_seed, "method", spec_key(dataset), spec_key(model), seed)
+        instance.set_params(random_state=method_seed)
+    factuals = splits.X_test[base.factual_index]
+    start = time.perf_counter()
+    instance.fit(base.classifier, splits)
+    fitted = time.perf_counter()
+    recourses = np.asarray(instance.generate(factuals), dtype=float)
+    generated = time.perf_counter()
+    if recourses.shape != factuals.shape:
+        raise ValueError(
+            f"{method.name}.generate returned shape {recourses.shape} for factuals of shape "
+            f"{factuals.shape}; it must return one row per factual (NaN where none was found)"
+        )
+    return Recourse(recourses, None, fitted - start, generated - fitted)

@@ -1,0 +1,81 @@
+"""Batched building blocks for gradient-based recourse search (shared by the gradient methods).
+
+Every function works on a whole (n, d) batch of candidates at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..api import Classifier, Schema
+from ..models._torch import as_tensor
+
+
+def project_simplex(V: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection of every row of ``V`` onto the probability simplex."""
+    k = V.shape[1]
+    sorted_v, _ = torch.sort(V, dim=1, descending=True)
+    cumulative = sorted_v.cumsum(dim=1) - 1.0
+    index = torch.arange(1, k + 1, dtype=V.dtype)
+    support = sorted_v - cumulative / index > 0
+    rho = support.to(V.dtype).cumsum(dim=1).argmax(dim=1, keepdim=True)
+    theta = cumulative.gather(1, rho) / (rho + 1).to(V.dtype)
+    return torch.clamp(V - theta, min=0.0)
+
+
+class FeasibleSet:
+    """The per-row box and one-hot groups that candidates are projected onto during a search."""
+
+    def __init__(self, schema: Schema, X: np.ndarray):
+        lo, hi = schema.bounds_for(X)
+        self.lower, self.upper = as_tensor(lo), as_tensor(hi)
+        self.groups = [list(g) for g in schema.groups]
+        self.free = self.lower < self.upper  # coordinates a gradient step may move
+
+    def project_(self, Z: torch.Tensor) -> None:
+        """Project candidates in place: one-hot groups onto the simplex, then into the box."""
+        with torch.no_grad():
+            for cols in self.groups:
+                Z[:, cols] = project_simplex(Z[:, cols])
+            torch.maximum(Z, self.lower, out=Z)
+            torch.minimum(Z, self.upper, out=Z)
+
+
+def accepts(model: Classifier, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Rows of ``X`` whose favourable-class probability reaches ``threshold`` (False for NaN)."""
+    ok = np.zeros(len(X), dtype=bool)
+    rows = ~np.isnan(X).any(axis=1)
+    if rows.any():
+        ok[rows] = model.predict_proba(X[rows])[:, 1] >= threshold
+    return ok
+
+
+def shrink_to_boundary(
+    X: np.ndarray,
+    X_cf: np.ndarray,
+    is_valid: Callable[[np.ndarray], np.ndarray],
+    schema: Schema,
+    n_steps: int = 30,
+) -> np.ndarray:
+    """Move each valid recourse back towards its factual as far as it stays valid.
+
+    A batched bisection over t in [0, 1] on x + t (x_cf - x): the cost of every recourse shrinks
+    by the factor t it ends at, and validity is kept (the t = 1 end is always valid). Candidates
+    are snapped with ``schema`` before each check. Rows of NaN stay NaN.
+    """
+    found = ~np.isnan(X_cf).any(axis=1)
+    if not found.any() or n_steps <= 0:
+        return X_cf
+    x, direction = X[found], X_cf[found] - X[found]
+    low, high = np.zeros(len(x)), np.ones(len(x))
+    for _ in range(n_steps):
+        mid = (low + high) / 2
+        valid = is_valid(schema.snap(x + mid[:, None] * direction, x))
+        high = np.where(valid, mid, high)
+        low = np.where(valid, low, mid)
+    out = X_cf.copy()
+    out[found] = schema.snap(x + high[:, None] * direction, x)
+    return out

@@ -1,0 +1,63 @@
+"""Multi-layer perceptron in torch: ReLU hidden layers, trained with Adam on the log-loss."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from torch import nn
+
+from ..api import Trainer
+from ..registry import register
+from ._torch import TorchClassifier, train
+
+
+@register("model", "mlp")
+class MLP(Trainer):
+    """A ReLU network (differentiable, non-linear).
+
+    Parameters
+    ----------
+    hidden : tuple of int, default (32, 32)
+        Widths of the hidden layers.
+    epochs : int, default 300
+        Passes over the training data.
+    lr : float, default 0.01
+        Adam learning rate.
+    batch_size : int or None, default None
+        Mini-batch size; None trains full-batch.
+    weight_decay : float, default 1e-4
+        L2 penalty on the weights (Adam's weight decay).
+    """
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (32, 32),
+        epochs: int = 300,
+        lr: float = 0.01,
+        batch_size: int | None = None,
+        weight_decay: float = 1e-4,
+    ):
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
+        """Train on model-space data with the given seed."""
+        widths = [X.shape[1], *(int(h) for h in self.hidden)]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in itertools.pairwise(widths):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], 1))
+        return train(
+            nn.Sequential(*layers),
+            X,
+            y,
+            seed,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+        )

@@ -1,0 +1,138 @@
+"""Tables from a results frame: aggregation over draws and seeds, and Markdown rendering.
+
+Aggregation follows the benchmark specification: an update metric is first averaged over the K
+updated models within a seed; then every metric is summarised over seeds by its mean and a 95 %
+percentile-bootstrap confidence interval (scipy), with a fixed resampling seed so that reports are
+reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CELL = ["dataset_label", "model_label", "method_label"]
+ROW = [*CELL, "shift_label"]
+PREFERRED_ORDER = ("invalidation-rate", "validity", "coverage", "cost-l1")
+
+
+def bootstrap_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean (the value itself for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    if values.size < 2 or np.ptp(values) == 0:
+        return float(values.mean()), float(values.mean())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap(
+            (values,),
+            np.mean,
+            confidence_level=level,
+            n_resamples=2000,
+            method="percentile",
+            rng=np.random.default_rng(0),
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95 % interval over seeds of every metric, per cell (and shift, for update metrics).
+
+    Returns one row per (dataset, model, method, shift, metric) with columns ``mean``, ``low``,
+    ``high`` and ``n_seeds``; static metrics have a null shift.
+    """
+    ok = results[(results["status"] == "ok") & results["metric"].notna()]
+    keys = [*ROW, "metric"]
+    per_seed = ok.groupby([*keys, "seed"], dropna=False, sort=True)["value"].mean().reset_index()
+    rows = []
+    for key, group in per_seed.groupby(keys, dropna=False, sort=True):
+        low, high = bootstrap_interval(group["value"].to_numpy())
+        rows.append(
+            (*key, float(group["value"].mean()), low, high, int(group["value"].notna().sum()))
+        )
+    return pd.DataFrame(rows, columns=[*keys, "mean", "low", "high", "n_seeds"])
+
+
+def _format(mean: float, low: float, high: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(low) or low == high:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def invalidation_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset x model x method x shift; a column per metric ("mean [95 % CI]").
+
+    Static metrics (validity, coverage, cost) are the same on every shift row of a cell. Cells
+    that were skipped or failed show their status and reason.
+    """
+    summary = summarise(results)
+    present = list(dict.fromkeys(summary["metric"]))
+    metrics = [m for m in PREFERRED_ORDER if m in present] + sorted(
+        m for m in present if m not in PREFERRED_ORDER
+    )
+    text = summary.assign(
+        text=[_format(*v) for v in summary[["mean", "low", "high"]].itertuples(index=False)]
+    )
+    static = text[text["shift_label"].isna()].pivot_table(
+        index=CELL, columns="metric", values="text", aggfunc="first"
+    )
+    update = text[text["shift_label"].notna()].pivot_table(
+        index=ROW, columns="metric", values="text", aggfunc="first"
+    )
+    cells = results[results["shift_label"].notna()][ROW].drop_duplicates()
+    table = cells.merge(update.reset_index(), on=ROW, how="left")
+    table = table.merge(static.reset_index(), on=CELL, how="left")
+    seeds = results[results["shift_label"].notna()].groupby(ROW)["seed"].nunique()
+    table = table.merge(seeds.rename("seeds").reset_index(), on=ROW, how="left")
+    notes = _problems(results)
+    table["note"] = [notes.get(tuple(r), "") for r in table[ROW].itertuples(index=False)]
+    columns = [*ROW, *[m for m in metrics if m in table.columns], "seeds", "note"]
+    table = table[columns].sort_values(ROW, kind="mergesort").reset_index(drop=True)
+    table = table.fillna("")
+    return table.rename(
+        columns={
+            "dataset_label": "dataset",
+            "model_label": "model",
+            "method_label": "method",
+            "shift_label": "shift",
+        }
+    )
+
+
+def _problems(results: pd.DataFrame) -> dict[tuple, str]:
+    """Per row of the table, a note on seeds that were skipped or failed."""
+    bad = results[results["status"] != "ok"]
+    notes = {}
+    for key, group in bad.groupby(ROW, dropna=False, sort=True):
+        first = group.iloc[0]
+        notes[key] = f"{first['status']} ({group['seed'].nunique()} seed(s)): {first['reason']}"
+    return notes
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """Render a table as GitHub-flavoured Markdown (no extra dependency)."""
+    header = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_report(results: pd.DataFrame, title: str = "recourse-bench results") -> str:
+    """The Markdown report: the invalidation table with a short legend."""
+    table = invalidation_table(results)
+    legend = (
+        "Mean over seeds with a 95 % bootstrap interval; update metrics (invalidation-rate) are "
+        "first averaged over the updated models of each seed. invalidation-rate: share of "
+        "recourses valid under the base model that an updated model rejects (lower is better); "
+        "validity: share of factuals whose recourse the base model accepts."
+    )
+    return f"# {title}\n\n{legend}\n\n{to_markdown(table)}"

@@ -1,0 +1,44 @@
+"""Model multiplicity: the same data and architecture retrained with new initialisation seeds.
+
+Each of the ``n_models`` updated models is trained on the unchanged training split with the seed
+derived from the shift's seed and the draw index. There is no severity: this is the baseline of
+how many recourses are lost to nothing but the randomness of training.
+"""
+
+from __future__ import annotations
+
+from ..api import Classifier, ConfigError, Shift, Splits, Trainer
+from ..registry import register
+from ..seeding import derive_seed
+
+
+@register("shift", "retrain-seed")
+class RetrainSeed(Shift):
+    """Retrain the base model's trainer with new seeds on the same data.
+
+    Parameters
+    ----------
+    n_models : int, default 10
+        Number K of updated models.
+    """
+
+    def __init__(self, n_models: int = 10):
+        self.n_models = n_models
+
+    def validate_params(self) -> None:
+        """``n_models`` must be a positive integer."""
+        if (
+            isinstance(self.n_models, bool)
+            or not isinstance(self.n_models, int)
+            or self.n_models < 1
+        ):
+            raise ConfigError(f"n_models must be an integer >= 1, got {self.n_models!r}")
+
+    def updates(
+        self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
+    ) -> list[Classifier]:
+        """K models retrained on the training split with seeds derived from ``seed``."""
+        return [
+            trainer.fit(splits.X_train, splits.y_train, derive_seed(seed, self.name, draw))
+            for draw in range(int(self.n_models))
+        ]

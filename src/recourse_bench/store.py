@@ -1,0 +1,132 @@
+"""The results table: one row per measurement (long format), stored as parquet with run metadata.
+
+Columns (see ``COLUMNS``): the components of the cell and their labels, the shift's severity, the
+seed index, the updated model's index ``draw`` (null for static metrics), the metric, its ``value``
+and denominator ``n``, the ``status`` (``ok``, ``skipped``, ``error``, ``timeout``) with a
+``reason``, and the parameters of each component as JSON. Run metadata (config, package versions,
+git revision, machine, wall times) travels in the parquet metadata and in ``run.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .api import DataError
+
+RESULTS_FILE = "results.parquet"
+RUN_FILE = "run.json"
+METADATA_KEY = b"recourse_bench"
+STATUSES = ("ok", "skipped", "error", "timeout")
+
+COLUMNS: dict[str, str] = {
+    "dataset": "string",
+    "dataset_label": "string",
+    "model": "string",
+    "model_label": "string",
+    "method": "string",
+    "method_label": "string",
+    "shift": "string",
+    "shift_label": "string",
+    "severity": "float64",
+    "seed": "int64",
+    "draw": "Int64",
+    "metric": "string",
+    "value": "float64",
+    "n": "Int64",
+    "status": "string",
+    "reason": "string",
+    "dataset_params": "string",
+    "model_params": "string",
+    "method_params": "string",
+    "shift_params": "string",
+}
+
+
+def to_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows (dicts) -> a typed, validated, deterministically sorted results frame."""
+    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    frame = frame.astype(COLUMNS)
+    order = [
+        "dataset_label",
+        "model_label",
+        "method_label",
+        "shift_label",
+        "seed",
+        "metric",
+        "draw",
+    ]
+    frame = frame.sort_values(order, na_position="first", kind="mergesort").reset_index(drop=True)
+    validate(frame)
+    return frame
+
+
+def validate(frame: pd.DataFrame) -> None:
+    """Raise :class:`DataError` naming missing or unexpected columns, or unknown statuses."""
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"results table is missing column(s): {', '.join(missing)}")
+    unexpected = [c for c in frame.columns if c not in COLUMNS]
+    if unexpected:
+        raise DataError(f"results table has unexpected column(s): {', '.join(unexpected)}")
+    bad = sorted(set(frame["status"].dropna()) - set(STATUSES))
+    if bad:
+        raise DataError(
+            f"results table has unknown status {bad[0]!r}; valid: {', '.join(STATUSES)}"
+        )
+
+
+def write_results(frame: pd.DataFrame, out_dir: str | Path, metadata: Mapping[str, Any]) -> Path:
+    """Write ``results.parquet`` (with metadata) and ``run.json`` atomically into ``out_dir``."""
+    validate(frame)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(metadata, indent=2, sort_keys=True, default=str)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: text})
+    path = out / RESULTS_FILE
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+    _atomic(out / RUN_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return path
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def results_path(path: str | Path) -> Path:
+    """The results file of a run folder (or the file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise DataError(f"no results at {str(path)!r}; run `recourse-bench run CONFIG` first")
+    return path
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a results table from a run folder or a parquet file, with column checks."""
+    try:
+        frame = pd.read_parquet(results_path(path))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read results from {str(path)!r}: {exc}") from None
+    validate(frame)
+    return frame
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The run metadata stored in a results file."""
+    raw = pq.read_schema(results_path(path)).metadata or {}
+    return json.loads(raw.get(METADATA_KEY, b"{}"))

@@ -1,0 +1,1 @@
+"""The public conformance kit for recourse methods (grows with the method catalogue)."""
