@@ -18,7 +18,7 @@ from .api import ConfigError, RecourseBenchError
 from .config import load_config, plan
 from .harness.runner import BACKENDS, run_benchmark
 from .reports.tables import markdown_report
-from .store import read_results
+from .store import read_metadata, read_results
 
 LIST_KINDS = {
     "datasets": "dataset",
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if not args.no_report:
-        text = markdown_report(result.results, title=f"{config.name}: recourse invalidation")
+        text = markdown_report(result.results, title=config.name)
         (out / REPORT_FILE).write_text(text, encoding="utf-8")
         print(text)
     stages = result.metadata["stages"]
@@ -152,7 +152,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     results = read_results(args.results)
-    text = markdown_report(results)
+    name = read_metadata(args.results).get("config_name", "recourse-bench")
+    text = markdown_report(results, title=name)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

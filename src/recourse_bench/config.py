@@ -126,7 +126,8 @@ class BenchmarkConfig:
                 f"{registry.suggest(missing[0], present)}its {section}: {', '.join(present)}"
             )
         kept = tuple(spec for spec in getattr(self, section) if spec.name in names)
-        return replace(self, **{section: kept})
+        changes: dict[str, Any] = {section: kept}
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True, order=True)

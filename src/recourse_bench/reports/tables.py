@@ -126,8 +126,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(results: pd.DataFrame, title: str = "recourse-bench results") -> str:
-    """The Markdown report: the invalidation table with a short legend."""
+def markdown_report(results: pd.DataFrame, title: str = "recourse-bench") -> str:
+    """The Markdown report of a run named ``title``: the invalidation table with a legend."""
     table = invalidation_table(results)
     legend = (
         "Mean over seeds with a 95 % bootstrap interval; update metrics (invalidation-rate) are "
@@ -135,4 +135,4 @@ def markdown_report(results: pd.DataFrame, title: str = "recourse-bench results"
         "recourses valid under the base model that an updated model rejects (lower is better); "
         "validity: share of factuals whose recourse the base model accepts."
     )
-    return f"# {title}\n\n{legend}\n\n{to_markdown(table)}"
+    return f"# {title}: recourse invalidation\n\n{legend}\n\n{to_markdown(table)}"

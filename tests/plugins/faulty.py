@@ -1,0 +1,43 @@
+"""Test plugins: a method that fails on one dataset, and a non-differentiable model."""
+
+import numpy as np
+
+from recourse_bench import MethodTags, RecourseMethod, Trainer, register
+
+
+@register("method", "fails-on-german")
+class FailsOnGerman(RecourseMethod):
+    """Returns the factuals unchanged, but raises on the German data."""
+
+    tags = MethodTags()
+
+    def fit(self, model, splits):
+        super().fit(model, splits)
+        self.dataset_ = splits.name
+        return self
+
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        if self.dataset_ == "german":
+            raise RuntimeError("deliberate failure on german\nsecond line")
+        return X.copy()
+
+
+class _Constant:
+    differentiable = False
+    linear = False
+
+    def predict_proba(self, X):
+        p = (np.asarray(X)[:, 0] > 0.5).astype(float)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return (np.asarray(X)[:, 0] > 0.5).astype(int)
+
+
+@register("model", "threshold-stump")
+class ThresholdStump(Trainer):
+    """Accepts rows whose first feature exceeds 0.5 (not differentiable)."""
+
+    def fit(self, X, y, seed):
+        return _Constant()

@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import pandas as pd
+
+from .conftest import PLUGINS
+
+
+def test_run_end_to_end_in_a_subprocess(tmp_path, tiny_config, write_config):
+    config = write_config(tiny_config)
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "recourse_bench.cli", "run", str(config), "--out", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "results.parquet").is_file() and (out / "run.json").is_file()
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert report in done.stdout
+    header = next(line for line in report.splitlines() if line.startswith("| dataset"))
+    assert "invalidation-rate" in header and "validity" in header
+    row = next(line for line in report.splitlines() if line.startswith("| synthetic-gaussians"))
+    assert "| logreg(epochs=100) |" in row and "retrain-seed(n_models=3)" in row
+    assert (tmp_path / ".recourse-bench-cache").is_dir()  # the default cache sits beside the run
+
+
+def test_report_command_rebuilds_the_table(tmp_path, tiny_config, write_config, run_cli):
+    code, out, _ = run_cli("run", write_config(tiny_config), "--out", tmp_path / "run", "-q")
+    assert code == 0
+    code, report, _ = run_cli("report", tmp_path / "run", "--out", tmp_path / "rep")
+    assert code == 0
+    assert report == out
+    assert (tmp_path / "rep" / "report.md").read_text(encoding="utf-8") + "\n" == report
+
+
+def test_failed_cells_exit_1_and_keep_the_results(tmp_path, tiny_config, write_config, run_cli):
+    tiny_config["datasets"] = ["german"]
+    tiny_config["methods"] = ["fails-on-german", {"name": "wachter", "params": {"n_rounds": 3}}]
+    code, out, err = run_cli(
+        "run",
+        write_config(tiny_config),
+        "--out",
+        tmp_path / "run",
+        "-q",
+        "--plugin",
+        PLUGINS / "faulty.py",
+    )
+    assert code == 1
+    assert "error in german/logreg/fails-on-german seed 0: RuntimeError: deliberate" in err
+    frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert (frame[frame["method"] == "wachter"]["status"] == "ok").all()
+    assert "error (2 seed(s))" in out  # the report notes the failed cells
+
+
+def test_only_flag_and_list_command(tmp_path, tiny_config, write_config, run_cli):
+    tiny_config["methods"].append({"name": "wachter", "params": {"cost": "l2", "n_rounds": 3}})
+    code, _, err = run_cli(
+        "run", write_config(tiny_config), "--out", tmp_path / "r", "-q", "--only", "method=wachtr"
+    )
+    assert code == 2 and "did you mean 'wachter'" in err
+    code, out, _ = run_cli("list", "methods")
+    assert code == 0 and "wachter" in out
+    code, out, _ = run_cli("list")
+    for heading in ("datasets:", "models:", "methods:", "shifts:", "metrics:"):
+        assert heading in out
+
+
+def test_report_on_a_missing_run_is_one_clear_line(tmp_path, run_cli):
+    code, _, err = run_cli("report", tmp_path / "nothing")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "run `recourse-bench run CONFIG` first" in err

@@ -1,0 +1,79 @@
+import pytest
+
+from recourse_bench import registry
+from recourse_bench.api import (
+    DuplicateNameError,
+    RecourseBenchError,
+    RecourseMethod,
+    UnknownNameError,
+)
+
+
+def test_builtins_are_registered():
+    assert "german" in registry.available("dataset")
+    assert {"logreg", "mlp"} <= set(registry.available("model"))
+    assert "wachter" in registry.available("method")
+    assert "retrain-seed" in registry.available("shift")
+    assert {"coverage", "validity", "cost-l1", "invalidation-rate"} <= set(
+        registry.available("metric")
+    )
+
+
+def test_unknown_name_suggests_and_lists_valid_names():
+    with pytest.raises(UnknownNameError) as info:
+        registry.get("method", "wachtre")
+    assert "did you mean 'wachter'" in str(info.value)
+    assert "valid methods: " in str(info.value)
+
+
+def test_duplicate_names_raise():
+    with pytest.raises(DuplicateNameError, match="already registered"):
+
+        @registry.register("method", "wachter")
+        class Another(RecourseMethod):
+            pass
+
+
+def test_plugin_file_registers_its_plugins(tmp_path):
+    path = tmp_path / "plugin.py"
+    path.write_text(
+        "from recourse_bench import RecourseMethod, register\n"
+        "@register('method', 'from-a-file')\n"
+        "class FromFile(RecourseMethod):\n"
+        "    '''A test plugin.'''\n"
+        "    def generate(self, X):\n"
+        "        return X\n",
+        encoding="utf-8",
+    )
+    registry.load_plugin_file(path)
+    assert registry.get("method", "from-a-file").name == "from-a-file"
+    registry.load_plugin_file(path)  # loading again is a no-op, not a duplicate
+
+
+def test_broken_plugin_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("def oops(:\n", encoding="utf-8")
+    with pytest.raises(RecourseBenchError, match="failed to import: SyntaxError"):
+        registry.load_plugin_file(path)
+    with pytest.raises(RecourseBenchError, match="does not exist"):
+        registry.load_plugin_file(tmp_path / "missing.py")
+
+
+def test_code_version_follows_the_source(tmp_path):
+    path = tmp_path / "versioned.py"
+    source = (
+        "from recourse_bench import RecourseMethod, register\n"
+        "@register('method', 'versioned-{n}')\n"
+        "class V(RecourseMethod):\n"
+        "    def generate(self, X):\n"
+        "        return X * {n}\n"
+    )
+    path.write_text(source.format(n=1), encoding="utf-8")
+    first = registry.code_version(registry.load_plugin_file(path).V)
+    copy = tmp_path / "versioned_copy.py"
+    copy.write_text(source.format(n=2), encoding="utf-8")
+    second = registry.code_version(registry.load_plugin_file(copy).V)
+    assert first != second
+    assert registry.code_version(registry.get("method", "wachter")) == registry.code_version(
+        registry.get("method", "wachter")
+    )

@@ -1,0 +1,114 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recourse_bench import load_config, run_benchmark
+from recourse_bench.store import COLUMNS, read_metadata, read_results
+
+from .conftest import PLUGINS
+
+
+def test_tiny_matrix_produces_the_long_table(tmp_path, tiny_config):
+    result = run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    frame = read_results(tmp_path / "run")
+    pd.testing.assert_frame_equal(frame, result.results)
+    assert list(frame.columns) == list(COLUMNS)
+    assert (frame["status"] == "ok").all()
+    static = frame[frame["shift"].isna()]
+    assert sorted(static["metric"].unique()) == ["cost-l1", "coverage", "validity"]
+    assert static["draw"].isna().all()
+    update = frame[frame["metric"] == "invalidation-rate"]
+    assert len(update) == 2 * 3  # 2 seeds x 3 updated models
+    assert sorted(update["draw"].unique()) == [0, 1, 2]
+    # n of the invalidation rate = recourses valid before the update = validity * factuals
+    for seed, group in update.groupby("seed"):
+        validity = static[(static["seed"] == seed) & (static["metric"] == "validity")].iloc[0]
+        assert (group["n"] == round(validity["value"] * validity["n"])).all()
+    assert frame["value"].between(0, 10).all()
+    assert read_metadata(tmp_path / "run")["config_name"] == "tiny"
+
+
+def test_second_run_is_served_from_the_cache(tmp_path, tiny_config, caplog):
+    config = load_config(tiny_config)
+    first = run_benchmark(config, tmp_path / "run", progress=False)
+    caplog.set_level(logging.DEBUG, logger="recourse_bench.harness.stages")
+    second = run_benchmark(config, tmp_path / "run", progress=False)
+    computed = [r.getMessage() for r in caplog.records if r.name.endswith("stages")]
+    assert computed == []  # no stage ran again
+    assert all(s["cached"] == s["units"] for s in second.metadata["stages"].values())
+    pd.testing.assert_frame_equal(first.results, second.results)
+
+
+def test_adding_a_method_computes_only_that_method(tmp_path, tiny_config, caplog):
+    run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    tiny_config["methods"].append({"name": "wachter", "params": {"cost": "l2", "n_rounds": 6}})
+    caplog.set_level(logging.DEBUG, logger="recourse_bench.harness.stages")
+    run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    computed = [r.getMessage() for r in caplog.records if r.name.endswith("stages")]
+    assert computed and all(message.startswith("running wachter") for message in computed)
+    assert len(computed) == 2  # one per seed
+
+
+def test_parallel_run_gives_exactly_the_same_numbers(tmp_path, tiny_config):
+    tiny_config["models"].append({"name": "mlp", "params": {"epochs": 50}})
+    config = load_config(tiny_config)
+    serial = run_benchmark(config, tmp_path / "a", cache_dir=tmp_path / "ca", progress=False)
+    parallel = run_benchmark(
+        config, tmp_path / "b", n_jobs=2, cache_dir=tmp_path / "cb", progress=False
+    )
+    assert parallel.metadata["stages"]["recourse"]["cached"] == 0
+    pd.testing.assert_frame_equal(serial.results, parallel.results, check_exact=True)
+
+
+def test_a_failing_method_becomes_error_rows_and_the_rest_completes(tmp_path, tiny_config):
+    tiny_config["datasets"].append("german")
+    tiny_config["methods"].append("fails-on-german")
+    result = run_benchmark(
+        _with_plugins(tiny_config),
+        tmp_path / "run",
+        plugin_files=[PLUGINS / "faulty.py"],
+        progress=False,
+    )
+    frame = result.results
+    errors = frame[frame["status"] == "error"]
+    assert set(errors["method"]) == {"fails-on-german"}
+    assert set(errors["dataset"]) == {"german"}
+    assert (errors["reason"] == "RuntimeError: deliberate failure on german").all()
+    ok = frame[frame["status"] == "ok"]
+    assert set(ok["method"]) == {"wachter", "fails-on-german"}
+    assert set(ok[ok["method"] == "wachter"]["dataset"]) == {"german", "synthetic-gaussians"}
+    assert result.n_failed == 2  # one row per failed cell: 2 seeds x 1 shift
+
+
+def test_a_method_that_cannot_run_on_a_model_is_skipped_with_a_reason(tmp_path, tiny_config):
+    tiny_config["models"].append("threshold-stump")
+    result = run_benchmark(
+        _with_plugins(tiny_config),
+        tmp_path / "run",
+        plugin_files=[PLUGINS / "faulty.py"],
+        progress=False,
+    )
+    skipped = result.results[result.results["status"] == "skipped"]
+    assert set(skipped["model"]) == {"threshold-stump"}
+    assert skipped["reason"].str.contains("needs a differentiable model").all()
+    assert result.n_failed == 0
+
+
+def _with_plugins(config):
+    from recourse_bench import registry
+
+    registry.load_plugin_file(PLUGINS / "faulty.py")
+    return load_config(config)
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_end_to_end(tmp_path):
+    from .conftest import ROOT
+
+    result = run_benchmark(load_config(ROOT / "benchmarks" / "quick.yaml"), tmp_path / "q")
+    frame = result.results
+    assert (frame["status"] == "ok").all()
+    validity = frame[frame["metric"] == "validity"]["value"]
+    assert np.all(validity >= 0.9)
