@@ -77,3 +77,24 @@ def test_code_version_follows_the_source(tmp_path):
     assert registry.code_version(registry.get("method", "wachter")) == registry.code_version(
         registry.get("method", "wachter")
     )
+
+
+def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
+    package = tmp_path / "third_party_recourse.py"
+    package.write_text(
+        "from recourse_bench import RecourseMethod, register\n"
+        "@register('method', 'third-party')\n"
+        "class ThirdParty(RecourseMethod):\n"
+        "    def generate(self, X):\n"
+        "        return X\n",
+        encoding="utf-8",
+    )
+    dist = tmp_path / "third_party_recourse-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Name: third-party-recourse\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text(
+        "[recourse_bench.plugins]\nthird-party = third_party_recourse\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "third-party" in registry.load_entry_points()
+    assert registry.get("method", "third-party").__name__ == "ThirdParty"

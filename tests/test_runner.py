@@ -65,12 +65,7 @@ def test_parallel_run_gives_exactly_the_same_numbers(tmp_path, tiny_config):
 def test_a_failing_method_becomes_error_rows_and_the_rest_completes(tmp_path, tiny_config):
     tiny_config["datasets"].append("german")
     tiny_config["methods"].append("fails-on-german")
-    result = run_benchmark(
-        _with_plugins(tiny_config),
-        tmp_path / "run",
-        plugin_files=[PLUGINS / "faulty.py"],
-        progress=False,
-    )
+    result = _run_with_test_plugins(tiny_config, tmp_path)
     frame = result.results
     errors = frame[frame["status"] == "error"]
     assert set(errors["method"]) == {"fails-on-german"}
@@ -84,23 +79,21 @@ def test_a_failing_method_becomes_error_rows_and_the_rest_completes(tmp_path, ti
 
 def test_a_method_that_cannot_run_on_a_model_is_skipped_with_a_reason(tmp_path, tiny_config):
     tiny_config["models"].append("threshold-stump")
-    result = run_benchmark(
-        _with_plugins(tiny_config),
-        tmp_path / "run",
-        plugin_files=[PLUGINS / "faulty.py"],
-        progress=False,
-    )
+    result = _run_with_test_plugins(tiny_config, tmp_path)
     skipped = result.results[result.results["status"] == "skipped"]
     assert set(skipped["model"]) == {"threshold-stump"}
     assert skipped["reason"].str.contains("needs a differentiable model").all()
     assert result.n_failed == 0
 
 
-def _with_plugins(config):
+def _run_with_test_plugins(config, tmp_path):
     from recourse_bench import registry
 
-    registry.load_plugin_file(PLUGINS / "faulty.py")
-    return load_config(config)
+    plugin = PLUGINS / "faulty.py"
+    registry.load_plugin_file(plugin)
+    return run_benchmark(
+        load_config(config), tmp_path / "run", plugin_files=[plugin], progress=False
+    )
 
 
 @pytest.mark.slow

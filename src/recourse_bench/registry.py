@@ -107,6 +107,15 @@ def load_plugins() -> None:
     _builtins_loaded = True
     for package in _BUILTIN_PACKAGES:
         importlib.import_module(f"recourse_bench.{package}")
+    load_entry_points()
+
+
+def load_entry_points() -> list[str]:
+    """Import the modules that installed packages declare in ``recourse_bench.plugins``.
+
+    Returns the names of the entry points loaded.
+    """
+    loaded = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry.load()
@@ -115,6 +124,8 @@ def load_plugins() -> None:
                 f"plugin entry point {entry.name!r} ({entry.value}) failed to import: {exc}; "
                 "fix or uninstall that package"
             ) from exc
+        loaded.append(entry.name)
+    return loaded
 
 
 def load_plugin_file(path: str | Path) -> types.ModuleType:

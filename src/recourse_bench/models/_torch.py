@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..api import Trainer
 from ..seeding import torch_generator
 
 DTYPE = torch.float64
@@ -128,3 +129,33 @@ def train(
             loss.backward()
             optimiser.step()
     return TorchClassifier(net)
+
+
+class TorchTrainer(Trainer):
+    """Base of the torch trainers: builds a network and trains it with :func:`train`.
+
+    Subclasses define ``network(n_features)`` and the parameters ``epochs``, ``lr``,
+    ``batch_size`` and ``weight_decay`` in their ``__init__``.
+    """
+
+    epochs: int
+    lr: float
+    batch_size: int | None
+    weight_decay: float
+
+    def network(self, n_features: int) -> nn.Module:
+        """The untrained network for ``n_features`` inputs."""
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
+        """Train on model-space data with the given seed."""
+        return train(
+            self.network(X.shape[1]),
+            X,
+            y,
+            seed,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+        )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
-from ..api import Trainer
 from ..registry import register
-from ._torch import TorchClassifier, train
+from ._torch import TorchTrainer
 
 
 @register("model", "logreg")
-class LogReg(Trainer):
+class LogReg(TorchTrainer):
     """Logistic regression (linear and differentiable).
 
     Parameters
@@ -38,15 +36,6 @@ class LogReg(Trainer):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
-        """Train on model-space data with the given seed."""
-        return train(
-            nn.Linear(X.shape[1], 1),
-            X,
-            y,
-            seed,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            weight_decay=self.weight_decay,
-        )
+    def network(self, n_features: int) -> nn.Module:
+        """One linear layer."""
+        return nn.Linear(n_features, 1)

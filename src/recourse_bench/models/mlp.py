@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 from torch import nn
 
-from ..api import Trainer
 from ..registry import register
-from ._torch import TorchClassifier, train
+from ._torch import TorchTrainer
 
 
 @register("model", "mlp")
-class MLP(Trainer):
+class MLP(TorchTrainer):
     """A ReLU network (differentiable, non-linear).
 
     Parameters
@@ -44,20 +42,11 @@ class MLP(Trainer):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
 
-    def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
-        """Train on model-space data with the given seed."""
-        widths = [X.shape[1], *(int(h) for h in self.hidden)]
+    def network(self, n_features: int) -> nn.Module:
+        """ReLU hidden layers of the given widths, then one output unit."""
+        widths = [n_features, *(int(h) for h in self.hidden)]
         layers: list[nn.Module] = []
         for fan_in, fan_out in itertools.pairwise(widths):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], 1))
-        return train(
-            nn.Sequential(*layers),
-            X,
-            y,
-            seed,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            weight_decay=self.weight_decay,
-        )
+        return nn.Sequential(*layers)
