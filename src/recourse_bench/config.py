@@ -22,6 +22,7 @@ import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,23 @@ class ComponentSpec:
     @property
     def label(self) -> str:
         """The component's readable label, e.g. ``wachter(lam=1.0)``."""
-        built = self.build()
-        return built.label if isinstance(built, Component) else self.name
+        return _label(self)
 
     def code_version(self) -> str:
-        """Hash of the plugin's source (see :func:`registry.code_version`)."""
-        plugin = registry.get(self.kind, self.name)
-        return registry.code_version(plugin.func if isinstance(plugin, Metric) else plugin)
+        """Hash of the plugin's source (see :func:`registry.code_version`), once per process."""
+        return _code_version(self.kind, self.name)
+
+
+@cache
+def _label(spec: ComponentSpec) -> str:
+    built = spec.build()
+    return built.label if isinstance(built, Component) else spec.name
+
+
+@cache
+def _code_version(kind: str, name: str) -> str:
+    plugin = registry.get(kind, name)
+    return registry.code_version(plugin.func if isinstance(plugin, Metric) else plugin)
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def _row(
 ) -> dict[str, Any]:
     method = task.method
     assert method is not None
-    shift_instance = shift.build() if shift is not None else None
+    shift_instance = shift.build() if shift is not None else None  # for its severity
     return {
         "dataset": task.dataset.name,
         "dataset_label": task.dataset.label,
@@ -200,7 +200,7 @@ def _row(
         "method": method.name,
         "method_label": method.label,
         "shift": shift.name if shift is not None else None,
-        "shift_label": shift_instance.label if shift_instance is not None else None,
+        "shift_label": shift.label if shift is not None else None,
         "severity": shift_instance.severity_value if shift_instance is not None else float("nan"),
         "seed": task.seed,
         "draw": draw,
