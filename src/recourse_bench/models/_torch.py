@@ -6,6 +6,8 @@ points that lie on the decision boundary (where recourses land) identical across
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,10 +83,16 @@ class TorchClassifier:
         return f"TorchClassifier({self.net})"
 
 
+def untouched_global_rng() -> contextlib.AbstractContextManager:
+    """Context in which torch's global RNG may be used (layer constructors do) and is restored."""
+    return torch.random.fork_rng(devices=[])
+
+
 def linear_classifier(coef: np.ndarray, intercept: float) -> TorchClassifier:
     """A fixed linear classifier with log-odds ``X @ coef + intercept``."""
     coef = np.asarray(coef, dtype=float).reshape(-1)
-    layer = nn.Linear(len(coef), 1).to(DTYPE)
+    with untouched_global_rng():
+        layer = nn.Linear(len(coef), 1).to(DTYPE)
     with torch.no_grad():
         layer.weight.copy_(as_tensor(coef)[None, :])
         layer.bias.fill_(float(intercept))
@@ -149,8 +157,10 @@ class TorchTrainer(Trainer):
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
         """Train on model-space data with the given seed."""
+        with untouched_global_rng():  # layer constructors draw default weights from it
+            network = self.network(X.shape[1])
         return train(
-            self.network(X.shape[1]),
+            network,
             X,
             y,
             seed,
