@@ -71,3 +71,16 @@ def test_report_on_a_missing_run_is_one_clear_line(tmp_path, run_cli):
     code, _, err = run_cli("report", tmp_path / "nothing")
     assert code == 2
     assert err.strip().count("\n") == 0 and "run `recourse-bench run CONFIG` first" in err
+
+
+def test_unusable_output_folder_fails_before_any_work(tmp_path, tiny_config, write_config, run_cli):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    code, _, err = run_cli("run", write_config(tiny_config), "--out", blocker, "-q")
+    assert code == 2
+    assert err.count("\n") == 1 and "--out" in err and "not a writable folder" in err
+    code, _, err = run_cli(
+        "run", write_config(tiny_config), "--out", tmp_path / "ok", "--cache-dir", blocker, "-q"
+    )
+    assert code == 2 and "--cache-dir" in err
+    assert not (tmp_path / "ok" / "results.parquet").exists()

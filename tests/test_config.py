@@ -61,6 +61,71 @@ def test_bad_configs_raise_one_clear_message(tiny_config, change, message):
         load_config(tiny_config)
 
 
+@pytest.mark.parametrize(
+    ("section", "entry", "message"),
+    [
+        (
+            "models",
+            {"name": "logreg", "params": {"epochs": "ten"}},
+            "epochs must be an integer >= 1",
+        ),
+        ("models", {"name": "logreg", "params": {"epochs": -1}}, "epochs must be an integer"),
+        ("models", {"name": "mlp", "params": {"batch_size": 0}}, "batch_size must be an integer"),
+        ("models", {"name": "mlp", "params": {"hidden": 32}}, "hidden must be a list of"),
+        (
+            "models",
+            {"name": "mlp", "params": {"hidden": [-3]}},
+            "hidden must be a list of integers",
+        ),
+        ("models", {"name": "logreg", "params": {"lr": "fast"}}, "lr must be a number > 0"),
+        (
+            "datasets",
+            {"name": "german", "params": {"test_size": 1.5}},
+            "test_size must be a number",
+        ),
+        (
+            "datasets",
+            {"name": "synthetic-gaussians", "params": {"n_samples": "many"}},
+            "n_samples must be an integer >= 20",
+        ),
+        ("methods", {"name": "wachter", "params": {"lam": "big"}}, "lam must be a number > 0"),
+        ("methods", {"name": "wachter", "params": {"margin": -0.6}}, "margin must be a number"),
+        ("methods", {"name": "wachter", "params": {"steps": -5}}, "steps must be an integer >= 1"),
+    ],
+)
+def test_parameter_values_are_checked_at_load_time(tiny_config, section, entry, message):
+    tiny_config[section] = [entry]
+    with pytest.raises(ConfigError, match=message):
+        load_config(tiny_config)
+
+
+def test_an_entry_equal_to_the_defaults_is_a_duplicate(tiny_config):
+    tiny_config["methods"] = ["wachter", {"name": "wachter", "params": {"lam": 0.1}}]
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_config(tiny_config)
+    tiny_config["models"] = ["mlp", {"name": "mlp", "params": {"hidden": [32, 32]}}]
+    tiny_config["methods"] = ["wachter"]
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_config(tiny_config)
+
+
+@pytest.mark.parametrize("name", ["../x", ["a"], "a/b", ""])
+def test_the_name_must_be_a_plain_word(tiny_config, name):
+    tiny_config["name"] = name
+    if name == "":  # empty falls back to the default name
+        assert load_config(tiny_config).name == "benchmark"
+        return
+    with pytest.raises(ConfigError, match="name must be a plain word"):
+        load_config(tiny_config)
+
+
+def test_a_config_that_is_not_text_is_one_clear_error(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(path)
+
+
 def test_missing_section_and_bad_yaml(tmp_path, tiny_config):
     del tiny_config["shifts"]
     with pytest.raises(ConfigError, match="missing section 'shifts'"):

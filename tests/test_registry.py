@@ -59,24 +59,28 @@ def test_broken_plugin_file_is_one_clear_error(tmp_path):
         registry.load_plugin_file(tmp_path / "missing.py")
 
 
-def test_code_version_follows_the_source(tmp_path):
+def test_code_version_follows_the_source_not_the_location(tmp_path):
+    source = "def helper():\n    return {n}\n"
     path = tmp_path / "versioned.py"
-    source = (
-        "from recourse_bench import RecourseMethod, register\n"
-        "@register('method', 'versioned-{n}')\n"
-        "class V(RecourseMethod):\n"
-        "    def generate(self, X):\n"
-        "        return X * {n}\n"
-    )
     path.write_text(source.format(n=1), encoding="utf-8")
-    first = registry.code_version(registry.load_plugin_file(path).V)
-    copy = tmp_path / "versioned_copy.py"
-    copy.write_text(source.format(n=2), encoding="utf-8")
-    second = registry.code_version(registry.load_plugin_file(copy).V)
-    assert first != second
-    assert registry.code_version(registry.get("method", "wachter")) == registry.code_version(
-        registry.get("method", "wachter")
-    )
+    first = registry.code_version(registry.load_plugin_file(path).helper)
+    path.write_text(source.format(n=2), encoding="utf-8")
+    registry._loaded_files.pop(path.resolve())
+    edited = registry.code_version(registry.load_plugin_file(path).helper)
+    assert edited != first
+    moved = tmp_path / "elsewhere" / "versioned.py"
+    moved.parent.mkdir()
+    moved.write_text(source.format(n=2), encoding="utf-8")
+    assert registry.code_version(registry.load_plugin_file(moved).helper) == edited
+
+
+def test_code_version_covers_the_helpers_a_plugin_uses():
+    import sys
+
+    registry.load_plugins()
+    used = registry._modules_used(sys.modules["recourse_bench.models.logreg"])
+    assert {"recourse_bench.models._torch", "recourse_bench.seeding"} <= set(used)
+    assert "recourse_bench.methods.wachter" not in used
 
 
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ def test_quick_benchmark_is_the_documented_matrix():
     assert [d.name for d in config.datasets] == ["german", "synthetic-gaussians"]
     assert [m.name for m in config.models] == ["logreg", "mlp"]
     assert [m.name for m in config.methods] == ["wachter"]
-    assert config.shifts[0].params_dict == {"n_models": 10}
+    assert config.shifts[0].build().n_models == 10
     assert config.seeds == (0, 1, 2)
     assert len(plan(config)) == 12
 

@@ -77,6 +77,34 @@ def test_a_failing_method_becomes_error_rows_and_the_rest_completes(tmp_path, ti
     assert result.n_failed == 2  # one row per failed cell: 2 seeds x 1 shift
 
 
+def test_a_failure_after_generation_still_leaves_error_rows(tmp_path, tiny_config):
+    tiny_config["metrics"] = ["validity", "explodes"]
+    result = _run_with_test_plugins(tiny_config, tmp_path)
+    frame = result.results
+    assert len(frame) == 2  # one row per cell (2 seeds x 1 shift), none lost
+    assert (frame["status"] == "error").all()
+    assert (frame["reason"] == "ValueError: metric exploded").all()
+    assert result.n_failed == 2
+
+
+def test_threading_backend_matches_and_restores_torch_threads(tmp_path, tiny_config):
+    import torch
+
+    config = load_config(tiny_config)
+    before = torch.get_num_threads()
+    serial = run_benchmark(config, tmp_path / "a", cache_dir=tmp_path / "ca", progress=False)
+    threaded = run_benchmark(
+        config,
+        tmp_path / "b",
+        n_jobs=2,
+        backend="threading",
+        cache_dir=tmp_path / "cb",
+        progress=False,
+    )
+    assert torch.get_num_threads() == before
+    pd.testing.assert_frame_equal(serial.results, threaded.results, check_exact=True)
+
+
 def test_a_method_that_cannot_run_on_a_model_is_skipped_with_a_reason(tmp_path, tiny_config):
     tiny_config["models"].append("threshold-stump")
     result = _run_with_test_plugins(tiny_config, tmp_path)

@@ -253,27 +253,81 @@ class Component(BaseEstimator):
         """Names of the keyword parameters ``__init__`` accepts."""
         return sorted(cls._get_param_names())
 
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """Default value of every keyword parameter that has one."""
+        return {
+            p.name: p.default
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+
     def validate_params(self) -> None:
         """Raise :class:`ConfigError` if a parameter value is invalid (called before use)."""
+
+    def check_param(
+        self,
+        name: str,
+        kind: Literal["int", "float", "ints", "choice"],
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        open_low: bool = False,
+        open_high: bool = False,
+        choices: tuple[Any, ...] = (),
+        optional: bool = False,
+    ) -> None:
+        """Check one parameter's type and range; raise one clear :class:`ConfigError` if wrong.
+
+        ``kind`` is ``int``, ``float`` (ints accepted), ``ints`` (a list of ints, each checked
+        against the range) or ``choice`` (one of ``choices``). ``optional`` admits None.
+        """
+        value = getattr(self, name)
+        if optional and value is None:
+            return
+        if kind == "choice":
+            if value not in choices:
+                raise ConfigError(
+                    f"{self.name}: {name} must be one of {', '.join(map(str, choices))}, "
+                    f"got {value!r}"
+                )
+            return
+        values = list(value) if kind == "ints" and isinstance(value, list | tuple) else [value]
+        integer = kind in ("int", "ints")
+        lower = "" if low is None else f"{'>' if open_low else '>='} {low}"
+        upper = "" if high is None else f"{'<' if open_high else '<='} {high}"
+        wanted = " and ".join(p for p in (lower, upper) if p)
+        noun = {"int": "an integer", "float": "a number", "ints": "a list of integers"}[kind]
+        problem = f"{self.name}: {name} must be {noun}{' ' + wanted if wanted else ''}"
+        problem += " (or null)" if optional else ""
+        if kind == "ints" and not isinstance(value, list | tuple):
+            raise ConfigError(f"{problem}, got {value!r}")
+        for v in values:
+            number_types = (int,) if integer else (int, float)
+            if isinstance(v, bool) or not isinstance(v, number_types) or v != v:
+                raise ConfigError(f"{problem}, got {value!r}")
+            too_low = low is not None and (v <= low if open_low else v < low)
+            too_high = high is not None and (v >= high if open_high else v > high)
+            if too_low or too_high:
+                raise ConfigError(f"{problem}, got {value!r}")
 
     @property
     def label(self) -> str:
         """Readable label: the name plus every parameter that differs from its default."""
-        defaults = {
-            p.name: p.default
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.default is not inspect.Parameter.empty
-        }
+        defaults = self.param_defaults()
         changed = [
             f"{key}={value!r}"
             for key, value in sorted(self.get_params(deep=False).items())
-            if key not in defaults or not _same(defaults[key], value)
+            if key not in defaults or not same_value(defaults[key], value)
         ]
         name = self.name or type(self).__name__
         return f"{name}({', '.join(changed)})" if changed else name
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two parameter values are equal and of the same type (lists equal tuples)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     try:
         return bool(a == b) and type(a) is type(b)
     except Exception:  # arrays or odd types: compare their representations

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__, registry
 from .api import ConfigError, RecourseBenchError
 from .config import load_config, plan
-from .harness.runner import BACKENDS, run_benchmark
+from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
 from .reports.tables import markdown_report
 from .store import read_metadata, read_results
 
@@ -113,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
         config = config.only(kind, names)
     if args.jobs == 0 or args.jobs < -1:
         raise ConfigError(f"-j {args.jobs}: use a positive number of workers, or -1 for all cores")
-    out = Path(args.out) if args.out else Path("runs") / config.name
+    out = _writable_folder(Path(args.out) if args.out else Path("runs") / config.name, "--out")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(out)
+    _writable_folder(cache_dir, "--cache-dir")
     n_cells = len(plan(config))
     if not args.quiet:
         print(f"recourse-bench: {config.name}: {n_cells} cells -> {out}", file=sys.stderr)
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         out,
         n_jobs=args.jobs,
         backend=args.backend,
-        cache_dir=args.cache_dir,
+        cache_dir=cache_dir,
         plugin_files=args.plugin,
         progress=not args.quiet,
     )
@@ -139,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     errors = result.results[result.results["status"].isin(["error", "timeout"])]
-    if len(errors):
+    if len(errors) or result.metadata["failed_units"]:
         for _, row in errors.drop_duplicates(["dataset", "model", "method", "seed"]).iterrows():
             print(
                 f"recourse-bench: error in {row['dataset']}/{row['model']}/{row['method_label']} "
@@ -150,13 +152,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_folder(path: Path, flag: str) -> Path:
+    """Create ``path`` up front, so that a bad folder fails before any work, in one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".recourse-bench-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {str(path)!r} is not a writable folder ({exc.strerror or exc}); "
+            f"choose another {flag}"
+        ) from None
+    return path
+
+
 def _report(args: argparse.Namespace) -> int:
     results = read_results(args.results)
     name = read_metadata(args.results).get("config_name", "recourse-bench")
     text = markdown_report(results, title=name)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = _writable_folder(Path(args.out), "--out")
         (out / REPORT_FILE).write_text(text, encoding="utf-8")
     print(text)
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from . import registry
-from .api import Component, ConfigError, Metric
+from .api import Component, ConfigError, Metric, same_value
 
 COMPONENT_SECTIONS = {
     "datasets": "dataset",
@@ -164,6 +165,8 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchmarkConfig:
             raise ConfigError(f"config file {where!r} does not exist; check the path")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {where!r}: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" at line {mark.line + 1}" if mark is not None else ""
@@ -195,8 +198,14 @@ def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
         for section, kind in COMPONENT_SECTIONS.items()
     }
     metrics = _metric_names(raw.get("metrics", list(DEFAULT_METRICS)), f"{where}: metrics")
+    name = raw.get("name") or (Path(where).stem if where != "config" else "benchmark")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise ConfigError(
+            f"{where}: name must be a plain word (letters, digits, '.', '_', '-'), got {name!r}; "
+            "it names the run folder"
+        )
     return BenchmarkConfig(
-        name=str(raw.get("name") or (Path(where).stem if where != "config" else "benchmark")),
+        name=name,
         seed=seed,
         seeds=seeds,
         n_factuals=n_factuals,
@@ -267,19 +276,32 @@ def _expand(entry: Any, kind: str, where: str) -> list[ComponentSpec]:
     specs = []
     for values in itertools.product(*(grid[k] for k in keys)):
         merged = {**params, **dict(zip(keys, values, strict=True))}
-        spec = ComponentSpec(
-            kind, str(name), tuple(sorted((k, _freeze(v)) for k, v in merged.items()))
-        )
+        spec = _spec(kind, str(name), merged, plugin.param_defaults())
         try:
             built = spec.build()
             if isinstance(built, Component):
                 built.validate_params()
         except ConfigError as exc:
-            raise ConfigError(f"{where} ({name}): {exc}") from None
+            raise ConfigError(f"{where}: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} ({name}): invalid parameters {merged}: {exc}") from None
         specs.append(spec)
     return specs
+
+
+def _spec(kind: str, name: str, params: dict[str, Any], defaults: dict[str, Any]) -> ComponentSpec:
+    """A canonical spec: frozen values, sorted keys, parameters equal to their default dropped.
+
+    Two entries that configure the same component (``wachter`` and ``wachter`` with
+    ``lam: 0.1``, its default) thus get the same spec and the same label.
+    """
+    frozen = {key: _freeze(value) for key, value in params.items()}
+    kept = {
+        key: value
+        for key, value in frozen.items()
+        if key not in defaults or not same_value(defaults[key], value)
+    }
+    return ComponentSpec(kind, name, tuple(sorted(kept.items())))
 
 
 def _metric_names(names: Any, where: str) -> tuple[str, ...]:

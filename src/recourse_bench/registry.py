@@ -157,23 +157,34 @@ def load_plugin_file(path: str | Path) -> types.ModuleType:
 
 
 def code_version(obj: Any) -> str:
-    """A hash of the source of ``obj``'s module and of the recourse-bench modules it uses.
+    """A hash of the source of ``obj``'s module and of every recourse-bench module it uses.
 
-    Cache keys include it, so that editing a plugin invalidates only its own results.
+    The modules used are followed transitively through the module's globals (imported modules,
+    classes and functions), so editing a helper invalidates everything built on it while editing
+    one plugin leaves the others alone. Only sources count, not where a file lies. Cache keys
+    include it.
     """
     module = inspect.getmodule(obj)
     if module is None:
         return "unknown"
-    modules = {module.__name__: module}
-    for value in vars(module).values():
-        used = value if isinstance(value, types.ModuleType) else inspect.getmodule(value)
-        if used is not None and used.__name__.startswith("recourse_bench"):
-            modules.setdefault(used.__name__, used)
-    digest = hashlib.sha256()
-    for name in sorted(modules):
-        digest.update(name.encode())
-        digest.update(_module_source(modules[name]))
-    return digest.hexdigest()[:16]
+    used = _modules_used(module).values()
+    sources = sorted(hashlib.sha256(_module_source(m)).digest() for m in used)
+    return hashlib.sha256(b"".join(sources)).hexdigest()[:16]
+
+
+def _modules_used(module: types.ModuleType) -> dict[str, types.ModuleType]:
+    """``module`` and the recourse-bench (or plugin) modules it reaches through its globals."""
+    found = {module.__name__: module}
+    pending = [module]
+    while pending:
+        for value in vars(pending.pop()).values():
+            used = value if isinstance(value, types.ModuleType) else inspect.getmodule(value)
+            if used is None or used.__name__ in found:
+                continue
+            if used.__name__.startswith(("recourse_bench", module.__name__)):
+                found[used.__name__] = used
+                pending.append(used)
+    return found
 
 
 def _module_source(module: types.ModuleType) -> bytes:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from recourse_bench import MethodTags, RecourseMethod, Trainer, register
+from recourse_bench.metrics import metric
 
 
 @register("method", "fails-on-german")
@@ -41,3 +42,9 @@ class ThresholdStump(Trainer):
 
     def fit(self, X, y, seed):
         return _Constant()
+
+
+@metric("explodes", stage="update", higher_is_better=True)
+def explodes(ctx):
+    """Raises on every call (after the recourses were generated)."""
+    raise ValueError("metric exploded")

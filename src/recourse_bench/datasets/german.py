@@ -154,6 +154,10 @@ class German(Dataset):
     def __init__(self, test_size: float = 0.3):
         self.test_size = test_size
 
+    def validate_params(self) -> None:
+        """``test_size`` must lie strictly between 0 and 1."""
+        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
+
     def load(self, seed: int) -> Splits:
         """Split with ``seed`` and encode with training statistics."""
         frame = read_raw()

@@ -48,6 +48,13 @@ class SyntheticGaussians(Dataset):
         self.separation = separation
         self.test_size = test_size
 
+    def validate_params(self) -> None:
+        """Check sizes, separation and test share."""
+        self.check_param("n_samples", "int", low=20)
+        self.check_param("n_features", "int", low=1)
+        self.check_param("separation", "float", low=0, open_low=True)
+        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
+
     def load(self, seed: int) -> Splits:
         """Draw the data with ``seed``, split and scale it, and attach the oracle."""
         rng = numpy_rng(seed)

@@ -97,7 +97,12 @@ class RunResult:
 # ------------------------------------------------------------------------------- task execution
 @contextlib.contextmanager
 def _one_torch_thread() -> Iterator[None]:
-    """Torch on one thread: results do not depend on the worker count, and workers do not fight."""
+    """Torch on one thread for the whole run, restored after.
+
+    Results then do not depend on the worker count, and workers do not compete for cores. It is
+    set once per process, never per task, since the setting is process-wide (the threads of the
+    threading backend share it).
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -110,14 +115,19 @@ def run_task(task: Task, settings: Settings) -> Outcome:
     """Execute one task; any exception becomes ``Outcome.error`` (the cell's first error line)."""
     for path in settings.plugin_files:
         registry.load_plugin_file(path)
+    if torch.get_num_threads() != 1:  # a fresh worker process
+        torch.set_num_threads(1)
     start = time.perf_counter()
     outcome = Outcome(task)
     try:
-        with _one_torch_thread():
-            _execute(task, settings, outcome)
+        _execute(task, settings, outcome)
     except Exception as exc:
         log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if task.stage == "recourse":  # the cell's rows say why, for every shift
+            outcome.rows = [
+                _row(task, shift, status="error", reason=outcome.error) for shift in task.shifts
+            ]
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -140,12 +150,7 @@ def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
 def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
     """Recourse for one (dataset, model, method, seed) and its metrics under every shift."""
     stages = settings.stages
-    try:
-        recourse = stages.recourse(task.seed, task.dataset, task.model, task.method)
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        log.debug("recourse %s failed:\n%s", task.describe(), traceback.format_exc())
-        return [_row(task, shift, status="error", reason=message) for shift in task.shifts]
+    recourse = stages.recourse(task.seed, task.dataset, task.model, task.method)
     if recourse.skip_reason is not None:
         return [
             _row(task, shift, status="skipped", reason=recourse.skip_reason)
@@ -270,7 +275,7 @@ def run_benchmark(
     total = len(base_tasks) + len(update_tasks) + n_method_tasks
     outcomes: list[Outcome] = []
     bar = tqdm(total=total, unit="unit", desc=config.name, disable=not progress, leave=True)
-    with bar, parallel_config(backend=backend, n_jobs=n_jobs):
+    with bar, _one_torch_thread(), parallel_config(backend=backend, n_jobs=n_jobs):
         base_failed = _wave(base_tasks, settings, bar, outcomes, "base models")
         update_tasks = [t for t in update_tasks if (t.dataset, t.model, t.seed) not in base_failed]
         bar.total -= len(pairs) * len(config.shifts) - len(update_tasks)

@@ -9,6 +9,7 @@ method: every method of a cell faces the same data, base model, factuals and upd
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +19,7 @@ from joblib import Memory
 
 from ..api import Classifier, DataError, Splits
 from ..config import ComponentSpec
+from ..registry import code_version
 from ..seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,12 @@ def model_seed(base_seed: int, dataset: ComponentSpec, model: ComponentSpec, see
 
 
 @cache
+def harness_version() -> str:
+    """Hash of this module and what it uses (seeding, config, api): part of every cache key."""
+    return code_version(sys.modules[__name__])
+
+
+@cache
 def memory(cache_dir: str) -> Memory:
     """The joblib memory of a cache folder (one per process)."""
     return Memory(cache_dir, verbose=0)
@@ -78,7 +86,7 @@ class Stages:
         return memory(self.cache_dir).cache(func, ignore=["cache_dir"])
 
     def _args(self, seed: int, specs: tuple[ComponentSpec, ...]) -> tuple:
-        version = "-".join(spec.code_version() for spec in specs)
+        version = "-".join([harness_version(), *(spec.code_version() for spec in specs)])
         return (self.cache_dir, self.base_seed, self.n_factuals, seed, specs, version)
 
     def run(self, func, seed: int, *specs: ComponentSpec):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..api import ConfigError, MethodTags, RecourseMethod
+from ..api import MethodTags, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
 from ._search import FeasibleSet, accepts, shrink_to_boundary
@@ -84,9 +84,15 @@ class Wachter(RecourseMethod):
         self.shrink_steps = shrink_steps
 
     def validate_params(self) -> None:
-        """Reject a cost other than l1 or l2."""
-        if self.cost not in COSTS:
-            raise ConfigError(f"wachter: cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
+        """Check every parameter's type and range."""
+        self.check_param("lam", "float", low=0, open_low=True)
+        self.check_param("lam_growth", "float", low=1)
+        self.check_param("n_rounds", "int", low=1)
+        self.check_param("steps", "int", low=1)
+        self.check_param("lr", "float", low=0, open_low=True)
+        self.check_param("cost", "choice", choices=COSTS)
+        self.check_param("margin", "float", low=0, high=0.5, open_high=True)
+        self.check_param("shrink_steps", "int", low=0)
 
     def _distance(self, delta: torch.Tensor) -> torch.Tensor:
         if self.cost == "l1":

@@ -155,6 +155,13 @@ class TorchTrainer(Trainer):
         """The untrained network for ``n_features`` inputs."""
         raise NotImplementedError
 
+    def validate_params(self) -> None:
+        """Check the training parameters."""
+        self.check_param("epochs", "int", low=1)
+        self.check_param("lr", "float", low=0, open_low=True)
+        self.check_param("batch_size", "int", low=1, optional=True)
+        self.check_param("weight_decay", "float", low=0)
+
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
         """Train on model-space data with the given seed."""
         with untouched_global_rng():  # layer constructors draw default weights from it

@@ -42,6 +42,11 @@ class MLP(TorchTrainer):
         self.batch_size = batch_size
         self.weight_decay = weight_decay
 
+    def validate_params(self) -> None:
+        """Check the training parameters and the hidden widths."""
+        super().validate_params()
+        self.check_param("hidden", "ints", low=1)
+
     def network(self, n_features: int) -> nn.Module:
         """ReLU hidden layers of the given widths, then one output unit."""
         widths = [n_features, *(int(h) for h in self.hidden)]

@@ -7,7 +7,7 @@ how many recourses are lost to nothing but the randomness of training.
 
 from __future__ import annotations
 
-from ..api import Classifier, ConfigError, Shift, Splits, Trainer
+from ..api import Classifier, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import derive_seed
 
@@ -27,12 +27,7 @@ class RetrainSeed(Shift):
 
     def validate_params(self) -> None:
         """``n_models`` must be a positive integer."""
-        if (
-            isinstance(self.n_models, bool)
-            or not isinstance(self.n_models, int)
-            or self.n_models < 1
-        ):
-            raise ConfigError(f"n_models must be an integer >= 1, got {self.n_models!r}")
+        self.check_param("n_models", "int", low=1)
 
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
