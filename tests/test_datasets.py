@@ -50,13 +50,12 @@ def test_german_split_depends_on_seed_only():
 
 
 def test_corrupted_embedded_file_is_detected(monkeypatch):
-    german.read_raw.cache_clear()
-    monkeypatch.setattr(german, "SHA256", "0" * 64)
-    try:
-        with pytest.raises(DataError, match="corrupted"):
-            german.read_raw()
-    finally:
-        german.read_raw.cache_clear()
+    from dataclasses import replace
+
+    monkeypatch.setattr(german, "GERMAN_DATA", replace(german.GERMAN_DATA, sha256="0" * 64))
+    monkeypatch.setattr("recourse_bench.datasets._tabular._FRAMES", {})
+    with pytest.raises(DataError, match="expected 0000000000000000"):
+        registry.get("dataset", "german")().load(0)
 
 
 def test_gaussian_oracle_is_the_bayes_classifier():

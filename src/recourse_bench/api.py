@@ -208,8 +208,10 @@ class Splits:
     name: str = ""
 
     def __post_init__(self) -> None:
-        for part in ("X_train", "X_test"):
-            X = getattr(self, part)
+        parts = {"X_train": self.X_train, "X_test": self.X_test}
+        if self.future is not None:
+            parts["X_future"] = self.future[0]
+        for part, X in parts.items():
             if X.ndim != 2 or X.shape[1] != self.schema.n_features:
                 raise DataError(
                     f"{part} has shape {X.shape}; expected (n, {self.schema.n_features})"

@@ -1,5 +1,5 @@
 """Dataset plugins: ``load(seed) -> Splits`` in model space."""
 
-from . import german, synthetic_gaussians
+from . import adult, german, synthetic_gaussians
 
-__all__ = ["german", "synthetic_gaussians"]
+__all__ = ["adult", "german", "synthetic_gaussians"]

@@ -1,7 +1,8 @@
 """Encoding of raw tables into model space, shared by every dataset loader.
 
 Model space: numeric columns min-max scaled to [0, 1] with statistics of the training split only
-(test and future rows are clipped into that range), binary columns 0/1, categorical columns one-hot.
+(test and future rows are clipped into that range), binary columns 0/1, categorical columns one-hot;
+float32 arrays.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class TabularEncoder:
                 blocks.append(codes.astype(float)[:, None])
             else:
                 blocks.append(np.eye(len(col.categories))[codes])
-        return np.hstack(blocks)
+        return np.hstack(blocks).astype(np.float32)
 
     def inverse_transform(self, X: np.ndarray) -> pd.DataFrame:
         """Map model-space rows back to raw units (categories by their labels)."""
@@ -147,8 +148,12 @@ def encode_splits(
     seed: int,
     test_size: float,
     name: str,
+    future: tuple[pd.DataFrame, np.ndarray] | None = None,
 ) -> Splits:
-    """Stratified train/test split with ``seed``, then encode with training statistics."""
+    """Stratified train/test split with ``seed``, then encode with training statistics.
+
+    A ``future`` frame (a natural shift) is encoded with the same training statistics.
+    """
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must be in (0, 1), got {test_size}")
     target = np.asarray(target, dtype=int)
@@ -156,6 +161,9 @@ def encode_splits(
         frame, target, test_size=test_size, random_state=seed, stratify=target
     )
     encoder = TabularEncoder(columns).fit(train)
+    encoded_future = None
+    if future is not None:
+        encoded_future = (encoder.transform(future[0]), np.asarray(future[1], dtype=int))
     return Splits(
         X_train=encoder.transform(train),
         y_train=y_train,
@@ -163,5 +171,6 @@ def encode_splits(
         y_test=y_test,
         schema=encoder.schema(),
         encoder=encoder,
+        future=encoded_future,
         name=name,
     )

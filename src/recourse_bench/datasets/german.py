@@ -11,15 +11,13 @@ Encoding: the 7 numeric attributes are integers scaled to [0, 1]; the qualitativ
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
-from importlib import resources
-
 import pandas as pd
 
-from ..api import DataError, Dataset, Splits
+from ..api import DataError
 from ..registry import register
-from ._encoding import Column, encode_splits
+from ._encoding import Column
+from ._files import DataFile, read
+from ._tabular import DatasetInfo, Frame, TabularDataset
 
 SHA256 = "b21f3d81db8071257d5ff1deaeba1fd4303b62712e6fcc9715c7a86202cb5871"
 
@@ -118,17 +116,16 @@ def columns() -> list[Column]:
     return out
 
 
-@lru_cache(maxsize=1)
-def read_raw() -> pd.DataFrame:
-    """The embedded file as a frame with readable category labels and a 0/1 target."""
-    data = resources.files(__package__).joinpath("data/german.data").read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise DataError(
-            f"embedded german.data is corrupted (sha256 {digest[:12]}..., "
-            f"expected {SHA256[:12]}...); "
-            "reinstall recourse-bench"
-        )
+GERMAN_DATA = DataFile(
+    name="german.data",
+    sha256=SHA256,
+    url="https://archive.ics.uci.edu/ml/machine-learning-databases/statlog/german/german.data",
+    embedded=True,
+)
+
+
+def parse(data: bytes) -> pd.DataFrame:
+    """Hofmann's file -> a frame with readable category labels and a 0/1 target."""
     rows = [line.split() for line in data.decode("ascii").splitlines() if line.strip()]
     frame = pd.DataFrame(rows, columns=list(RAW_COLUMNS))
     for name in INTEGER:
@@ -137,30 +134,29 @@ def read_raw() -> pd.DataFrame:
         frame[name] = frame[name].map(labels)
     frame["credit_risk"] = (frame["credit_risk"] == "1").astype(int)
     if frame.isna().any().any():
-        raise DataError("embedded german.data has unknown codes; reinstall recourse-bench")
+        raise DataError("german.data has unknown codes; replace it with the original file")
     return frame
 
 
 @register("dataset", "german")
-class German(Dataset):
-    """UCI Statlog German credit (Hofmann 1994), 1,000 applicants, target good credit risk.
+class German(TabularDataset):
+    """UCI Statlog German credit (Hofmann 1994): 1,000 applicants, target good credit risk."""
 
-    Parameters
-    ----------
-    test_size : float, default 0.3
-        Share of rows held out (stratified) as the test split, from which factuals are drawn.
-    """
+    info = DatasetInfo(
+        source="UCI Machine Learning Repository #144, german.data (embedded)",
+        licence="CC BY 4.0",
+        citation="Hofmann, H. (1994). Statlog (German Credit Data). UCI ML Repository. "
+        "https://doi.org/10.24432/C5NC77",
+        rows=1000,
+        favourable=700,
+    )
+    files = (GERMAN_DATA,)
 
-    def __init__(self, test_size: float = 0.3):
-        self.test_size = test_size
+    def columns(self) -> list[Column]:
+        """Integers scaled, qualitative attributes one-hot (two-valued ones binary)."""
+        return columns()
 
-    def validate_params(self) -> None:
-        """``test_size`` must lie strictly between 0 and 1."""
-        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
-
-    def load(self, seed: int) -> Splits:
-        """Split with ``seed`` and encode with training statistics."""
-        frame = read_raw()
-        target = frame["credit_risk"].to_numpy()
-        features = frame.drop(columns="credit_risk")
-        return encode_splits(features, target, columns(), seed, self.test_size, self.name)
+    def read_frame(self) -> Frame:
+        """All 1,000 rows; no cleaning is needed."""
+        frame = parse(read(GERMAN_DATA))
+        return frame.drop(columns="credit_risk"), frame["credit_risk"].to_numpy()

@@ -1,0 +1,235 @@
+"""Dataset files: found, verified and (where the licence allows) downloaded, in a fixed order.
+
+1. files embedded in the package (German credit, Adult);
+2. the user's data folder: ``RECOURSE_BENCH_DATA`` (or the config key ``data_dir``), holding each
+   file under its original name, optionally gzip-compressed (``name`` or ``name.gz``);
+3. the download cache (``RECOURSE_BENCH_CACHE``, default ``~/.cache/recourse-bench``), filled
+   from the original public source. A download goes to a temporary file, is checked against the
+   pinned sha256 and only then renamed into place; a bad or interrupted download leaves nothing.
+
+Every file is checked against its pinned sha256 (of the uncompressed content) before use. Files
+whose licence forbids redistribution have no download address: their error says where to get them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import logging
+import os
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..api import DataError
+
+log = logging.getLogger(__name__)
+
+DATA_ENV = "RECOURSE_BENCH_DATA"
+CACHE_ENV = "RECOURSE_BENCH_CACHE"
+_data_dir_override: list[Path] = []
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One raw file a dataset needs.
+
+    Attributes
+    ----------
+    name : str
+        The file's original name (also its name in a data folder).
+    sha256 : str
+        sha256 of the uncompressed content.
+    url : str or None
+        Public address of the original (or of a zip archive holding it); None where the licence
+        forbids redistribution or no stable address exists.
+    members : tuple of str
+        Path of the file inside the downloaded archive, one entry per level of nested zips.
+    embedded : bool
+        Shipped inside the package (``datasets/data/``).
+    obtain : str
+        How a user gets the file where there is no download.
+    """
+
+    name: str
+    sha256: str
+    url: str | None = None
+    members: tuple[str, ...] = ()
+    embedded: bool = False
+    obtain: str = ""
+
+
+def sha256_of(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def data_dir(path: str | Path | None) -> Iterator[None]:
+    """Within the block, look for files in ``path`` first (the config key ``data_dir``)."""
+    if path is None:
+        yield
+        return
+    _data_dir_override.append(Path(path))
+    try:
+        yield
+    finally:
+        _data_dir_override.pop()
+
+
+def data_folders() -> list[Path]:
+    """The user's data folders, in the order they are searched."""
+    folders = list(reversed(_data_dir_override))
+    if os.environ.get(DATA_ENV):
+        folders.append(Path(os.environ[DATA_ENV]))
+    return folders
+
+
+def cache_folder() -> Path:
+    """Where downloads are kept."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path.home() / ".cache" / "recourse-bench"
+
+
+def _unpack(raw: bytes) -> bytes:
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def _verified(file: DataFile, path: Path) -> bytes:
+    """The content of ``path`` if it matches the pinned sha256, else a clear error."""
+    try:
+        content = _unpack(path.read_bytes())
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(
+            f"{file.name}: cannot read {str(path)!r} ({exc}); replace it with the original file"
+        ) from None
+    digest = sha256_of(content)
+    if digest != file.sha256:
+        raise DataError(
+            f"{file.name}: {str(path)!r} has sha256 {digest[:16]}..., expected "
+            f"{file.sha256[:16]}... ({len(content)} bytes read): the file is truncated, "
+            "corrupted or another version; replace it with the original"
+        )
+    return content
+
+
+def candidates(file: DataFile) -> list[Path]:
+    """Every place the file is looked for, in order."""
+    places = []
+    if file.embedded:
+        folder = Path(str(resources.files(__package__).joinpath("data")))
+        places += [folder / file.name, folder / f"{file.name}.gz"]
+    for folder in data_folders():
+        places += [folder / file.name, folder / f"{file.name}.gz"]
+    places.append(cache_folder() / file.name)
+    return places
+
+
+def locate(file: DataFile) -> Path | None:
+    """The first existing place of the file (not yet verified), or None."""
+    return next((p for p in candidates(file) if p.is_file()), None)
+
+
+def read(file: DataFile, *, download: bool = True) -> bytes:
+    """The verified content of a data file, downloading it into the cache if needed."""
+    path = locate(file)
+    if path is not None and path.parent == cache_folder() and file.url and download:
+        try:
+            return _verified(file, path)
+        except DataError as exc:  # a bad cache entry is ours: discard it and download again
+            log.warning("%s; discarding it and downloading again", exc)
+            path.unlink(missing_ok=True)
+            path = None
+    if path is not None:
+        return _verified(file, path)
+    if download and file.url:
+        return _verified(file, fetch(file))
+    raise DataError(_missing_message(file))
+
+
+def _missing_message(file: DataFile) -> str:
+    looked = ", ".join(str(p) for p in candidates(file)) or "(nowhere)"
+    if file.url:
+        how = f"run `recourse-bench data fetch` (downloads {file.url})"
+    else:
+        how = f"get it from {file.obtain}" if file.obtain else "get the original file"
+    return (
+        f"{file.name} not found (looked in {looked}); {how} and put it in a data folder named "
+        f"by {DATA_ENV} (or the config key data_dir)"
+    )
+
+
+def fetch(file: DataFile, timeout: float = 60.0) -> Path:
+    """Download a file into the cache, atomically, verified against its sha256."""
+    if not file.url:
+        raise DataError(_missing_message(file))
+    target = cache_folder() / file.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{file.name}.{os.getpid()}.part")
+    log.info("downloading %s from %s", file.name, file.url)
+    try:
+        payload = _download(file.url, timeout)
+        content = _extract(payload, file.members, file.name) if file.members else payload
+        digest = sha256_of(content)
+        if digest != file.sha256:
+            raise DataError(
+                f"{file.name}: the download from {file.url} has sha256 {digest[:16]}..., expected "
+                f"{file.sha256[:16]}...; nothing was saved. The source may have changed: get the "
+                f"original file and put it in a data folder named by {DATA_ENV}"
+            )
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _download(url: str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
+            payload = response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            f"download of {url} failed ({reason}); check the connection, or put the file in a "
+            f"data folder named by {DATA_ENV}"
+        ) from None
+    if expected is not None and len(payload) != int(expected):
+        raise DataError(
+            f"download of {url} was interrupted ({len(payload)} of {expected} bytes); "
+            "nothing was saved, try again"
+        )
+    return payload
+
+
+def _extract(payload: bytes, members: tuple[str, ...], name: str) -> bytes:
+    """Read a member from (nested) zip archives, refusing absolute or parent-relative paths."""
+    for member in members:
+        if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+            raise DataError(f"{name}: refusing the archive member path {member!r}")
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                payload = archive.read(member)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise DataError(f"{name}: the downloaded archive is not usable ({exc})") from None
+    return payload
+
+
+def status(file: DataFile) -> tuple[str, Path | None]:
+    """``ok``, ``missing`` or the error line for a file, with where it was found."""
+    path = locate(file)
+    if path is None:
+        return "missing", None
+    try:
+        _verified(file, path)
+    except DataError as exc:
+        return str(exc), path
+    return "ok", path
