@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,25 @@ from recourse_bench import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
+SHARED_DATA = ROOT.parent / "shared" / "data" / "raw"
+DATA_ENV = "RECOURSE_BENCH_DATA"
+
+
+def pytest_configure(config):
+    """Point the data folder at the shared reference copies when nothing else is set.
+
+    On CI (``CI`` set) the folder must exist: dataset tests then never skip silently.
+    """
+    if not os.environ.get(DATA_ENV) and SHARED_DATA.is_dir():
+        os.environ[DATA_ENV] = str(SHARED_DATA)
+    if os.environ.get("CI") and not Path(os.environ.get(DATA_ENV, "")).is_dir():
+        raise pytest.UsageError(f"CI needs the reference data: set {DATA_ENV} to a folder")
+
+
+def data_available() -> bool:
+    """Whether a data folder with the reference files is configured."""
+    return Path(os.environ.get(DATA_ENV, "")).is_dir()
+
 
 TINY = {
     "name": "tiny",

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, registry
 from .api import ConfigError, RecourseBenchError
 from .config import load_config, plan
+from .datasets import _files as files_module
 from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
 from .reports.tables import markdown_report
 from .store import read_metadata, read_results
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="run folder or results.parquet")
     report.add_argument("--out", help="folder to write report.md into (default: print only)")
 
+    data = sub.add_parser("data", help="dataset files: fetch, verify, or show where they are")
+    data.add_argument("action", choices=("fetch", "verify", "where"))
+    data.add_argument("name", nargs="?", help="one dataset (default: all)")
+
     listing = sub.add_parser("list", help="list registered plugins")
     listing.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind only")
     listing.add_argument(
@@ -79,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return {"run": _run, "report": _report, "list": _list}[args.command](args)
+        commands = {"run": _run, "report": _report, "list": _list, "data": _data}
+        return commands[args.command](args)
     except RecourseBenchError as exc:
         if args.debug:
             raise
@@ -178,6 +184,33 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    names = [args.name] if args.name else registry.available("dataset")
+    problems = 0
+    for name in names:
+        dataset = registry.get("dataset", name)
+        files = getattr(dataset, "files", ())
+        if not files:
+            print(f"{name}: generated, no files")
+            continue
+        for file in files:
+            if args.action == "fetch":
+                try:
+                    files_module.read(file)
+                    state, path = "ok", files_module.locate(file)
+                except RecourseBenchError as exc:
+                    state, path = str(exc), None
+            else:
+                state, path = files_module.status(file)
+            if args.action == "where" and path is None:
+                looked = ", ".join(str(p) for p in files_module.candidates(file))
+                print(f"{name}: {file.name}: missing (looked in {looked})")
+            else:
+                print(f"{name}: {file.name}: {state}" + (f" ({path})" if path else ""))
+            problems += state != "ok"
+    return 1 if problems and args.action != "where" else 0
+
+
 def _list(args: argparse.Namespace) -> int:
     for path in args.plugin:
         registry.load_plugin_file(path)
@@ -186,8 +219,13 @@ def _list(args: argparse.Namespace) -> int:
         kind = LIST_KINDS[plural]
         print(f"{plural}:")
         for name in registry.available(kind):
-            doc = (registry.get(kind, name).__doc__ or "").strip().splitlines()
-            print(f"  {name:<22} {doc[0] if doc else ''}")
+            plugin = registry.get(kind, name)
+            doc = (plugin.__doc__ or "").strip().splitlines()
+            line = doc[0] if doc else ""
+            info = getattr(plugin, "info", None)
+            if info is not None:
+                line = f"{line} [{info.summary}]"
+            print(f"  {name:<22} {line}")
     return 0
 
 

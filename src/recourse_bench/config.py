@@ -5,6 +5,7 @@ mapping with ``name``, fixed ``params`` and a ``grid`` of swept values (the cart
 
     name: quick
     seeds: 3                # seed repetitions (or an explicit list of indices)
+    data_dir: ../data       # optional: folder of raw dataset files (relative to this file)
     n_factuals: 100         # at most this many rejected test points per cell
     datasets: [german, {name: synthetic-gaussians, params: {n_samples: 1000}}]
     models: [logreg, mlp]
@@ -38,7 +39,7 @@ COMPONENT_SECTIONS = {
     "methods": "method",
     "shifts": "shift",
 }
-TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics", "report"}
+TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics", "data_dir"}
 TOP_LEVEL_KEYS |= set(COMPONENT_SECTIONS)
 ENTRY_KEYS = {"name", "params", "grid"}
 DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate")
@@ -119,6 +120,7 @@ class BenchmarkConfig:
     methods: tuple[ComponentSpec, ...]
     shifts: tuple[ComponentSpec, ...]
     metrics: tuple[str, ...]
+    data_dir: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
@@ -204,8 +206,15 @@ def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
             f"{where}: name must be a plain word (letters, digits, '.', '_', '-'), got {name!r}; "
             "it names the run folder"
         )
+    data_dir = raw.get("data_dir")
+    if data_dir is not None:
+        if not isinstance(data_dir, str) or not data_dir:
+            raise ConfigError(f"{where}: data_dir must be a folder path, got {data_dir!r}")
+        base = Path(where).parent if where != "config" else Path.cwd()
+        data_dir = str((base / Path(data_dir).expanduser()).resolve())
     return BenchmarkConfig(
         name=name,
+        data_dir=data_dir,
         seed=seed,
         seeds=seeds,
         n_factuals=n_factuals,

@@ -1,5 +1,5 @@
 """Dataset plugins: ``load(seed) -> Splits`` in model space."""
 
-from . import adult, german, synthetic_gaussians
+from . import adult, german, synthetic_drift, synthetic_gaussians, synthetic_moons
 
-__all__ = ["adult", "german", "synthetic_gaussians"]
+__all__ = ["adult", "german", "synthetic_drift", "synthetic_gaussians", "synthetic_moons"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import http.client
 import io
 import logging
 import os
@@ -196,7 +197,12 @@ def _download(url: str, timeout: float) -> bytes:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             payload = response.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except http.client.IncompleteRead as exc:
+        raise DataError(
+            f"download of {url} was interrupted ({len(exc.partial)} bytes received); "
+            "nothing was saved, try again"
+        ) from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(
             f"download of {url} failed ({reason}); check the connection, or put the file in a "

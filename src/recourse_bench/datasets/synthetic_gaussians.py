@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
 from ..api import Dataset, Splits
 from ..models import linear_classifier
 from ..registry import register
 from ..seeding import numpy_rng
-from ._encoding import Column, encode_splits
+from ._synthetic import encode, linear_in_model_space
 
 
 @register("dataset", "synthetic-gaussians")
@@ -62,14 +61,6 @@ class SyntheticGaussians(Dataset):
         u = np.full(d, 1.0 / np.sqrt(d))
         y = rng.integers(0, 2, size=int(self.n_samples))
         X = rng.standard_normal((len(y), d)) + np.outer(2 * y - 1, u * self.separation / 2)
-        names = [f"x{i}" for i in range(d)]
-        columns = [Column(name, "continuous") for name in names]
-        splits = encode_splits(
-            pd.DataFrame(X, columns=names), y, columns, seed, self.test_size, self.name
-        )
-        # raw = lo + x_model * span: the Bayes log-odds separation * u^T raw are linear in x_model
-        lo = np.array([splits.encoder.min_[n] for n in names])
-        span = np.array([splits.encoder.span(n) for n in names])
-        w = self.separation * u
-        oracle = linear_classifier(w * span, float(w @ lo))
+        splits = encode(X, y, seed, self.test_size, self.name)
+        oracle = linear_classifier(*linear_in_model_space(splits, self.separation * u, 0.0))
         return replace(splits, oracle=oracle)

@@ -42,11 +42,12 @@ class Settings:
     n_factuals: int
     metrics: tuple[str, ...]
     plugin_files: tuple[str, ...] = ()
+    data_dir: str | None = None
 
     @property
     def stages(self) -> Stages:
         """Cached access to the stages."""
-        return Stages(self.cache_dir, self.base_seed, self.n_factuals)
+        return Stages(self.cache_dir, self.base_seed, self.n_factuals, self.data_dir)
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def run_benchmark(
         n_factuals=config.n_factuals,
         metrics=config.metrics,
         plugin_files=tuple(str(Path(p).resolve()) for p in plugin_files),
+        data_dir=config.data_dir,
     )
     pairs = [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
     base_tasks = [Task("base", s, d, m) for d, m, s in pairs]

@@ -19,6 +19,7 @@ from joblib import Memory
 
 from ..api import Classifier, DataError, Splits
 from ..config import ComponentSpec
+from ..datasets import _files as files
 from ..registry import code_version
 from ..seeding import derive_seed, numpy_rng
 
@@ -74,20 +75,23 @@ def memory(cache_dir: str) -> Memory:
 class Stages:
     """Cached access to the stages of one run: its cache folder, base seed and factual budget.
 
-    Every stage function has the signature ``(cache_dir, base_seed, n_factuals, seed, specs,
-    version)``; the cache key is everything but ``cache_dir``, so a cache folder can be moved.
+    Every stage function has the signature ``(cache_dir, data_dir, base_seed, n_factuals, seed,
+    specs, version)``; the cache key is everything but the two folders, so a cache folder can be
+    moved (and data files are identified by their pinned sha256, not by where they lie).
     """
 
     cache_dir: str
     base_seed: int
     n_factuals: int
+    data_dir: str | None = None
 
     def _memo(self, func):
-        return memory(self.cache_dir).cache(func, ignore=["cache_dir"])
+        return memory(self.cache_dir).cache(func, ignore=["cache_dir", "data_dir"])
 
     def _args(self, seed: int, specs: tuple[ComponentSpec, ...]) -> tuple:
         version = "-".join([harness_version(), *(spec.code_version() for spec in specs)])
-        return (self.cache_dir, self.base_seed, self.n_factuals, seed, specs, version)
+        folders = (self.cache_dir, self.data_dir)
+        return (*folders, self.base_seed, self.n_factuals, seed, specs, version)
 
     def run(self, func, seed: int, *specs: ComponentSpec):
         """Call a stage function through the cache."""
@@ -119,21 +123,34 @@ class Stages:
 
 
 def load_splits(
-    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+    cache_dir: str,
+    data_dir: str | None,
+    base_seed: int,
+    n_factuals: int,
+    seed: int,
+    specs: tuple,
+    version: str,
 ) -> Splits:
     """Stage 1: load, split and encode a dataset."""
     (dataset,) = specs
     log.debug("loading %s (seed %d)", dataset.name, seed)
-    return dataset.build().load(data_seed(base_seed, dataset, seed))
+    with files.data_dir(data_dir):
+        return dataset.build().load(data_seed(base_seed, dataset, seed))
 
 
 def fit_base(
-    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+    cache_dir: str,
+    data_dir: str | None,
+    base_seed: int,
+    n_factuals: int,
+    seed: int,
+    specs: tuple,
+    version: str,
 ) -> BaseModel:
     """Stage 2: train the base model and pick up to ``n_factuals`` test points it rejects."""
     dataset, model = specs
     log.debug("training base %s on %s (seed %d)", model.name, dataset.name, seed)
-    splits = Stages(cache_dir, base_seed, n_factuals).splits(seed, dataset)
+    splits = Stages(cache_dir, base_seed, n_factuals, data_dir).splits(seed, dataset)
     trained_seed = model_seed(base_seed, dataset, model, seed)
     classifier = model.build().fit(splits.X_train, splits.y_train, trained_seed)
     rejected = np.flatnonzero(classifier.predict(splits.X_test) == 0)
@@ -149,12 +166,18 @@ def fit_base(
 
 
 def fit_updates(
-    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+    cache_dir: str,
+    data_dir: str | None,
+    base_seed: int,
+    n_factuals: int,
+    seed: int,
+    specs: tuple,
+    version: str,
 ) -> list[Classifier]:
     """Stage 3: the updated models of a shift (method independent)."""
     dataset, model, shift = specs
     log.debug("building %s on %s/%s (seed %d)", shift.name, dataset.name, model.name, seed)
-    stages = Stages(cache_dir, base_seed, n_factuals)
+    stages = Stages(cache_dir, base_seed, n_factuals, data_dir)
     splits = stages.splits(seed, dataset)
     base = stages.base(seed, dataset, model)
     shift_seed = derive_seed(
@@ -164,12 +187,18 @@ def fit_updates(
 
 
 def fit_recourse(
-    cache_dir: str, base_seed: int, n_factuals: int, seed: int, specs: tuple, version: str
+    cache_dir: str,
+    data_dir: str | None,
+    base_seed: int,
+    n_factuals: int,
+    seed: int,
+    specs: tuple,
+    version: str,
 ) -> Recourse:
     """Stage 4: fit the method on the base model and generate recourse for the factuals."""
     dataset, model, method = specs
     log.debug("running %s on %s/%s (seed %d)", method.name, dataset.name, model.name, seed)
-    stages = Stages(cache_dir, base_seed, n_factuals)
+    stages = Stages(cache_dir, base_seed, n_factuals, data_dir)
     splits = stages.splits(seed, dataset)
     base = stages.base(seed, dataset, model)
     instance = method.build()

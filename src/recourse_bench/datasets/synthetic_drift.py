@@ -1,0 +1,92 @@
+"""A linear concept whose true boundary rotates: concept drift with a known answer.
+
+Features x ~ U[0, 1]^d; the concept is P(y = 1 | x) = sigma(sharpness * w(a)^T (x - 1/2)) with
+w(a) = (cos a, sin a, 0, ..., 0). The base data use the angle ``angle``; the ``future`` split is a
+fresh draw of the same size whose boundary is rotated by ``drift`` radians (the covariates do not
+move: only the concept does). The oracle of the base concept is attached to the splits, and
+:meth:`SyntheticDrift.oracle` gives the true boundary for any rotation, so the drifted one too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..api import Classifier, Dataset, Splits
+from ..models import linear_classifier
+from ..registry import register
+from ..seeding import derive_seed, numpy_rng
+from ._synthetic import encode, linear_in_model_space
+
+
+@register("dataset", "synthetic-drift")
+class SyntheticDrift(Dataset):
+    """Uniform features, a logistic concept; the future split's boundary is rotated by ``drift``.
+
+    Parameters
+    ----------
+    n_samples : int, default 1000
+        Rows of the base data and of the future split.
+    n_features : int, default 2
+        Dimension d (at least 2; the rotation acts on the first two).
+    angle : float, default 0.785
+        Angle (radians) of the base boundary's normal in the (x0, x1) plane (default pi/4).
+    drift : float, default 0.5
+        Rotation (radians) of the boundary in the future split.
+    sharpness : float, default 20.0
+        Slope of the logistic concept (higher: less label noise).
+    test_size : float, default 0.3
+        Share of rows held out as the test split.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 1000,
+        n_features: int = 2,
+        angle: float = 0.785,
+        drift: float = 0.5,
+        sharpness: float = 20.0,
+        test_size: float = 0.3,
+    ):
+        self.n_samples = n_samples
+        self.n_features = n_features
+        self.angle = angle
+        self.drift = drift
+        self.sharpness = sharpness
+        self.test_size = test_size
+
+    def validate_params(self) -> None:
+        """Check sizes, angles, sharpness and test share."""
+        self.check_param("n_samples", "int", low=20)
+        self.check_param("n_features", "int", low=2)
+        self.check_param("angle", "float")
+        self.check_param("drift", "float")
+        self.check_param("sharpness", "float", low=0, open_low=True)
+        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
+
+    def concept(self, rotation: float = 0.0) -> tuple[np.ndarray, float]:
+        """Raw-space log-odds ``(w, b)`` of the concept rotated by ``rotation`` radians."""
+        w = np.zeros(int(self.n_features))
+        a = self.angle + rotation
+        w[:2] = self.sharpness * np.array([np.cos(a), np.sin(a)])
+        return w, float(-w.sum() / 2)
+
+    def _draw(self, seed: int, rotation: float) -> tuple[np.ndarray, np.ndarray]:
+        rng = numpy_rng(seed)
+        X = rng.uniform(0.0, 1.0, size=(int(self.n_samples), int(self.n_features)))
+        w, b = self.concept(rotation)
+        y = (rng.uniform(size=len(X)) < 1.0 / (1.0 + np.exp(-(X @ w + b)))).astype(int)
+        return X, y
+
+    def load(self, seed: int) -> Splits:
+        """Base draw (split, scaled) with its oracle, and the drifted future draw."""
+        X, y = self._draw(seed, 0.0)
+        future = self._draw(derive_seed(seed, "future"), float(self.drift))
+        splits = encode(X, y, seed, self.test_size, self.name, future=future)
+        return replace(splits, oracle=self.oracle(splits))
+
+    def oracle(self, splits: Splits, drifted: bool = False) -> Classifier:
+        """The true concept (base, or the drifted one) as a classifier in model space."""
+        w, b = self.concept(float(self.drift) if drifted else 0.0)
+        return linear_classifier(*linear_in_model_space(splits, w, b))
