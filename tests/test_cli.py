@@ -84,3 +84,20 @@ def test_unusable_output_folder_fails_before_any_work(tmp_path, tiny_config, wri
     )
     assert code == 2 and "--cache-dir" in err
     assert not (tmp_path / "ok" / "results.parquet").exists()
+
+
+def test_data_command_reports_each_file(run_cli, tmp_path, monkeypatch):
+    code, out, _ = run_cli("data", "verify", "adult")
+    assert code == 0 and "adult: adult.data: ok" in out and "adult: adult.test: ok" in out
+    code, out, _ = run_cli("data", "where", "synthetic-moons")
+    assert code == 0 and "generated, no files" in out
+    code, _, err = run_cli("data", "verify", "nonexistent")
+    assert code == 2 and "Unknown dataset 'nonexistent'" in err
+
+
+def test_config_data_dir_is_resolved_against_the_config_file(tmp_path, tiny_config, write_config):
+    from recourse_bench import load_config
+
+    tiny_config["data_dir"] = "raw-files"
+    config = load_config(write_config(tiny_config))
+    assert config.data_dir == str((tmp_path / "raw-files").resolve())

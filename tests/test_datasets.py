@@ -79,3 +79,32 @@ def test_splits_reject_nan():
     X[0, 0] = np.nan
     with pytest.raises(DataError, match="NaN"):
         type(s)(X, s.y_train, s.X_test, s.y_test, s.schema, name="broken")
+
+
+@pytest.mark.parametrize("name", ["synthetic-gaussians", "synthetic-moons", "synthetic-drift"])
+def test_synthetic_oracles_are_calibrated(name):
+    """The oracle's probabilities match the frequency of the labels the generator drew."""
+    splits = registry.get("dataset", name)(n_samples=20000).load(3)
+    X = np.vstack([splits.X_train, splits.X_test])
+    y = np.concatenate([splits.y_train, splits.y_test])
+    p = splits.oracle.predict_proba(X)[:, 1]
+    bins = np.digitize(p, np.linspace(0, 1, 11)[1:-1])
+    for b in np.unique(bins):
+        members = bins == b
+        n, expected = int(members.sum()), float(p[members].mean())
+        if n >= 200:  # within 4 binomial standard errors (plus the bin's width effect)
+            tolerance = 4 * np.sqrt(expected * (1 - expected) / n) + 0.01
+            assert y[members].mean() == pytest.approx(expected, abs=tolerance)
+
+
+def test_drift_moves_only_the_concept():
+    dataset = registry.get("dataset", "synthetic-drift")(n_samples=5000, drift=0.8)
+    splits = dataset.load(0)
+    X_future, y_future = splits.future
+    np.testing.assert_allclose(X_future.mean(axis=0), splits.X_train.mean(axis=0), atol=0.03)
+    base_oracle, drifted = splits.oracle, dataset.oracle(splits, drifted=True)
+    assert (drifted.predict(X_future) == y_future).mean() > 0.9
+    assert (base_oracle.predict(X_future) == y_future).mean() < 0.85
+    no_drift = registry.get("dataset", "synthetic-drift")(n_samples=5000, drift=0.0)
+    same = no_drift.load(0)
+    assert (same.oracle.predict(same.future[0]) == same.future[1]).mean() > 0.9
