@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,61 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+class LoopbackServer:
+    """Serves byte payloads over HTTP on 127.0.0.1 and records the paths requested.
+
+    A path added with ``truncate=True`` announces its full length but sends half of it and
+    closes (an interrupted download).
+    """
+
+    def __init__(self):
+        self.payloads: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.requests.append(self.path)
+                body = owner.payloads.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if self.path in owner.truncate else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def add(self, path: str, body: bytes, truncate: bool = False) -> str:
+        """Serve ``body`` at ``path``; returns its address."""
+        self.payloads[path] = body
+        if truncate:
+            self.truncate.add(path)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        """The address of ``path`` on this server."""
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    """A loopback HTTP server; proxies are bypassed so requests never leave the machine."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    server = LoopbackServer()
+    yield server
+    server.close()

@@ -1,9 +1,7 @@
 """The file layer: data folders, verification, and downloads from a loopback HTTP server."""
 
 import gzip
-import http.server
 import io
-import threading
 import zipfile
 from dataclasses import replace
 
@@ -16,49 +14,6 @@ from recourse_bench.datasets._files import DataFile, fetch, read, sha256_of
 CONTENT = b"a,b,target\n1,2,1\n3,4,0\n" * 50
 
 
-class Server:
-    """Serves byte payloads on 127.0.0.1; ``truncate`` paths announce more bytes than they send."""
-
-    def __init__(self):
-        self.payloads: dict[str, bytes] = {}
-        self.truncate: set[str] = set()
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.payloads.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if self.path in server.truncate else body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def folders(tmp_path, monkeypatch):
     data, cache = tmp_path / "data", tmp_path / "cache"
@@ -68,67 +23,66 @@ def folders(tmp_path, monkeypatch):
     return data, cache
 
 
-def served_file(server, path="/t.csv", body=CONTENT, **changes):
-    server.payloads[path] = body
-    return DataFile(name="t.csv", sha256=sha256_of(CONTENT), url=server.url(path), **changes)
+def served_file(serve, path="/t.csv", body=CONTENT, **changes):
+    return DataFile(name="t.csv", sha256=sha256_of(CONTENT), url=serve.add(path, body), **changes)
 
 
 def cache_listing(cache):
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
 
-def test_download_is_verified_cached_and_reused(server, folders):
+def test_download_is_verified_cached_and_reused(serve, folders):
     _, cache = folders
-    file = served_file(server)
+    file = served_file(serve)
     assert read(file) == CONTENT
     assert cache_listing(cache) == ["t.csv"]
     assert read(file) == CONTENT
-    assert server.requests == ["/t.csv"]  # the second read came from the cache
+    assert serve.requests == ["/t.csv"]  # the second read came from the cache
 
 
-def test_corrupted_download_is_rejected_and_nothing_is_cached(server, folders):
+def test_corrupted_download_is_rejected_and_nothing_is_cached(serve, folders):
     _, cache = folders
-    file = served_file(server, body=CONTENT.replace(b"1", b"7"))
+    file = served_file(serve, body=CONTENT.replace(b"1", b"7"))
     with pytest.raises(DataError, match=r"has sha256 .* expected .*nothing was saved"):
         read(file)
     assert cache_listing(cache) == []
 
 
-def test_interrupted_download_leaves_nothing(server, folders):
+def test_interrupted_download_leaves_nothing(serve, folders):
     _, cache = folders
-    file = served_file(server)
-    server.truncate.add("/t.csv")
+    file = served_file(serve)
+    serve.truncate.add("/t.csv")
     with pytest.raises(DataError, match="interrupted"):
         fetch(file)
     assert cache_listing(cache) == []
 
 
-def test_unreachable_source_is_one_clear_error(server, folders):
-    file = DataFile(name="t.csv", sha256=sha256_of(CONTENT), url=server.url("/absent.csv"))
+def test_unreachable_source_is_one_clear_error(serve, folders):
+    file = DataFile(name="t.csv", sha256=sha256_of(CONTENT), url=serve.url("/absent.csv"))
     with pytest.raises(DataError, match=r"download of .*absent.csv failed .*RECOURSE_BENCH_DATA"):
         read(file)
 
 
-def test_zip_members_are_extracted_and_unsafe_paths_refused(server, folders):
+def test_zip_members_are_extracted_and_unsafe_paths_refused(serve, folders):
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as archive:
         archive.writestr("t.csv", CONTENT)
     outer = io.BytesIO()
     with zipfile.ZipFile(outer, "w") as archive:
         archive.writestr("inner.zip", inner.getvalue())
-    file = served_file(server, "/a.zip", outer.getvalue(), members=("inner.zip", "t.csv"))
+    file = served_file(serve, "/a.zip", outer.getvalue(), members=("inner.zip", "t.csv"))
     assert read(file) == CONTENT
     bad = replace(file, name="u.csv", members=("../inner.zip", "t.csv"))
     with pytest.raises(DataError, match="refusing the archive member path"):
         fetch(bad)
 
 
-def test_data_folder_is_searched_first_plain_or_gzip(server, folders):
+def test_data_folder_is_searched_first_plain_or_gzip(serve, folders):
     data, cache = folders
-    file = served_file(server)
+    file = served_file(serve)
     (data / "t.csv.gz").write_bytes(gzip.compress(CONTENT))
     assert read(file) == CONTENT
-    assert server.requests == [] and cache_listing(cache) == []
+    assert serve.requests == [] and cache_listing(cache) == []
 
 
 def test_corrupted_or_truncated_user_file_names_the_file_and_the_fix(folders):
@@ -153,9 +107,9 @@ def test_missing_file_without_download_says_where_to_get_it(folders):
     assert str(cache / "t.csv") in message and "get it from https://example.org/t" in message
 
 
-def test_bad_cache_entry_is_discarded_and_downloaded_again(server, folders):
+def test_bad_cache_entry_is_discarded_and_downloaded_again(serve, folders):
     _, cache = folders
-    file = served_file(server)
+    file = served_file(serve)
     cache.mkdir()
     (cache / "t.csv").write_bytes(b"garbage")
     assert read(file) == CONTENT

@@ -28,13 +28,14 @@ def loaded(request):
 
 def test_features_are_finite_float32_in_the_unit_box(loaded):
     _, _, splits = loaded
-    parts = [splits.X_train, splits.X_test] + ([splits.future[0]] if splits.future else [])
+    future = splits.future_split()
+    parts = [splits.X_train, splits.X_test] + ([future[0]] if future else [])
     for X in parts:
         assert X.dtype == np.float32
         assert X.ndim == 2 and X.shape[1] == splits.schema.n_features
         assert np.isfinite(X).all()
         assert X.min() >= 0.0 and X.max() <= 1.0
-    labels = [splits.y_train, splits.y_test] + ([splits.future[1]] if splits.future else [])
+    labels = [splits.y_train, splits.y_test] + ([future[1]] if future else [])
     for y in labels:
         assert set(np.unique(y)) <= {0, 1}
     assert set(np.unique(splits.y_train)) == {0, 1}
@@ -79,9 +80,9 @@ def test_documented_counts_hold(name):
     assert (len(features), int(target.sum())) == (info.rows, info.favourable)
     assert len(splits.X_train) + len(splits.X_test) == info.rows
     if info.future_rows is not None:
-        X_future, y_future = splits.future
+        X_future, y_future = splits.future_split()
         assert (len(X_future), int(y_future.sum())) == (info.future_rows, info.future_favourable)
-    assert (splits.future is not None) == bool(info.future)
+    assert splits.has_future == bool(info.future)
 
 
 def test_the_catalogue_page_is_up_to_date():

@@ -190,7 +190,11 @@ class Splits:
     encoder : Encoder or None
         Maps model space back to raw units for reports.
     future : tuple of (X, y) or None
-        A shifted split for natural shifts (temporal, geospatial, correction).
+        A shifted split for natural shifts (temporal, geospatial, correction), when it is
+        materialised with the data; use :meth:`future_split`, which also reads a deferred one.
+    future_source : callable or None
+        Reads and encodes a deferred future split on demand (its files may not be needed, or
+        present, for the base data).
     oracle : Classifier or None
         The ground-truth labeller where the dataset has one (synthetic data).
     name : str
@@ -206,6 +210,22 @@ class Splits:
     future: tuple[np.ndarray, np.ndarray] | None = None
     oracle: Classifier | None = None
     name: str = ""
+    future_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def future_split(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The natural-shift split ``(X, y)`` in this model space, or None if there is none.
+
+        A deferred split is read now; a missing file raises :class:`DataError` saying how to
+        get it.
+        """
+        if self.future is not None:
+            return self.future
+        return self.future_source() if self.future_source is not None else None
+
+    @property
+    def has_future(self) -> bool:
+        """Whether the dataset has a natural-shift split (materialised or deferred)."""
+        return self.future is not None or self.future_source is not None
 
     def __post_init__(self) -> None:
         parts = {"X_train": self.X_train, "X_test": self.X_test}

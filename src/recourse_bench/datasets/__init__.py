@@ -1,5 +1,31 @@
 """Dataset plugins: ``load(seed) -> Splits`` in model space."""
 
-from . import adult, german, synthetic_drift, synthetic_gaussians, synthetic_moons
+from . import (
+    adult,
+    compas,
+    german,
+    german_corrected,
+    gmsc,
+    heloc,
+    sba,
+    student,
+    synthetic_drift,
+    synthetic_gaussians,
+    synthetic_moons,
+    taiwan,
+)
 
-__all__ = ["adult", "german", "synthetic_drift", "synthetic_gaussians", "synthetic_moons"]
+__all__ = [
+    "adult",
+    "compas",
+    "german",
+    "german_corrected",
+    "gmsc",
+    "heloc",
+    "sba",
+    "student",
+    "synthetic_drift",
+    "synthetic_gaussians",
+    "synthetic_moons",
+    "taiwan",
+]

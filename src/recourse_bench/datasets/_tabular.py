@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..api import Dataset, Splits
 from . import _files
-from ._encoding import Column, encode_splits
+from ._encoding import Column, TabularEncoder, encode_splits
 
 Frame = tuple[pd.DataFrame, np.ndarray]
 _FRAMES: dict[tuple[str, str], Frame | None] = {}
@@ -86,17 +87,31 @@ class TabularDataset(Dataset):
             _FRAMES[key] = self.read_frame() if part == "base" else self.read_future()
         return _FRAMES[key]
 
+    def has_future(self) -> bool:
+        """Whether this dataset defines a natural-shift split."""
+        return type(self).read_future is not TabularDataset.read_future
+
     def load(self, seed: int) -> Splits:
-        """Split with ``seed`` and encode with training statistics (the future split too)."""
+        """Split with ``seed`` and encode with training statistics.
+
+        The future split is deferred: :meth:`Splits.future_split` reads and encodes it (with the
+        same training statistics) when a natural shift needs it, so the base data load even
+        where the future's files are absent.
+        """
         base = self.frame("base")
         assert base is not None
         features, target = base
-        return encode_splits(
-            features,
-            target,
-            self.columns(),
-            seed,
-            self.test_size,
-            self.name,
-            future=self.frame("future"),
-        )
+        splits = encode_splits(features, target, self.columns(), seed, self.test_size, self.name)
+        if not self.has_future():
+            return splits
+        return replace(splits, future_source=partial(encode_future, self, splits.encoder))
+
+
+def encode_future(
+    dataset: TabularDataset, encoder: TabularEncoder
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's future frame in the model space of ``encoder``."""
+    future = dataset.frame("future")
+    assert future is not None
+    features, target = future
+    return encoder.transform(features), np.asarray(target, dtype=int)
