@@ -1,7 +1,12 @@
+import gzip
+import io
 import subprocess
 import sys
+import zipfile
+from dataclasses import replace
 
 import pandas as pd
+import pytest
 
 from .conftest import PLUGINS
 
@@ -101,3 +106,30 @@ def test_config_data_dir_is_resolved_against_the_config_file(tmp_path, tiny_conf
     tiny_config["data_dir"] = "raw-files"
     config = load_config(write_config(tiny_config))
     assert config.data_dir == str((tmp_path / "raw-files").resolve())
+
+
+def test_data_fetch_downloads_verifies_and_rejects(run_cli, serve, tmp_path, monkeypatch):
+    from recourse_bench.datasets import german, german_corrected
+
+    from .conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "SouthGermanCredit.asc.gz").is_file():
+        pytest.skip("needs the reference SouthGermanCredit.asc.gz")
+    content = gzip.decompress((SHARED_DATA / "SouthGermanCredit.asc.gz").read_bytes())
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("SouthGermanCredit.asc", content)
+    monkeypatch.setenv("RECOURSE_BENCH_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("RECOURSE_BENCH_CACHE", str(tmp_path / "cache"))
+    good = replace(german.SOUTH_GERMAN_CREDIT, url=serve.add("/sgc.zip", archive.getvalue()))
+    monkeypatch.setattr(german_corrected.GermanCorrected, "files", (good,))
+    code, out, _ = run_cli("data", "fetch", "german-corrected")
+    assert code == 0 and "SouthGermanCredit.asc: ok" in out
+    assert (tmp_path / "cache" / "SouthGermanCredit.asc").read_bytes() == content
+
+    (tmp_path / "cache" / "SouthGermanCredit.asc").unlink()
+    broken = replace(good, url=serve.add("/broken.zip", archive.getvalue()[:-30]))
+    monkeypatch.setattr(german_corrected.GermanCorrected, "files", (broken,))
+    code, out, _ = run_cli("data", "fetch", "german-corrected")
+    assert code == 1 and "archive is not usable" in out
+    assert not any((tmp_path / "cache").iterdir())

@@ -133,3 +133,21 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
     assert (frame["status"] == "ok").all()
     validity = frame[frame["metric"] == "validity"]["value"]
     assert np.all(validity >= 0.9)
+
+
+def test_config_data_dir_finds_the_files(tmp_path, tiny_config, monkeypatch):
+    from .conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "SBAcase.11.13.17.csv.gz").is_file():
+        pytest.skip("needs the reference SBAcase.11.13.17.csv.gz")
+    monkeypatch.delenv("RECOURSE_BENCH_DATA", raising=False)
+    monkeypatch.setenv("RECOURSE_BENCH_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("recourse_bench.datasets._tabular._FRAMES", {})
+    tiny_config["datasets"] = ["sba"]  # no download address: the data folder is the only way
+    tiny_config["seeds"] = 1
+    without = run_benchmark(load_config(tiny_config), tmp_path / "a", progress=False)
+    assert (without.results["status"] == "error").all()
+    assert without.results["reason"].str.contains("SBAcase.11.13.17.csv not found").all()
+    tiny_config["data_dir"] = str(SHARED_DATA)
+    result = run_benchmark(load_config(tiny_config), tmp_path / "b", progress=False)
+    assert (result.results["status"] == "ok").all()
