@@ -61,7 +61,7 @@ def test_invalidation_rate_is_nan_without_valid_recourse(context):
 def test_metrics_declare_metadata():
     for name in registry.available("metric"):
         m = registry.get("metric", name)
-        assert m.stage in ("static", "update")
+        assert m.stage in ("static", "update", "shift")
         assert isinstance(m.higher_is_better, bool)
         assert m.bounds[0] <= m.bounds[1]
         assert m.__doc__

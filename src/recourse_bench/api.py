@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 FeatureKind = Literal["continuous", "integer", "binary", "categorical"]
-Stage = Literal["static", "update"]
+Stage = Literal["static", "update", "shift"]
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -49,6 +49,10 @@ class NotFittedError(RecourseBenchError, _SklearnNotFittedError):
 
 class DataError(RecourseBenchError):
     """A dataset file or array is missing, corrupted or malformed."""
+
+
+class NotApplicable(RecourseBenchError):
+    """A shift cannot apply to this dataset or trainer (recorded as ``skipped`` with the reason)."""
 
 
 # --------------------------------------------------------------------------------------- schema
@@ -436,8 +440,10 @@ class RecourseMethod(Component):
 class Shift(Component):
     """A model update or distribution shift producing the updated models.
 
-    ``updates(splits, trainer, base_model, seed)`` returns ``n_models`` classifiers. Shifts with a
-    size have a ``severity`` parameter.
+    ``updates(splits, trainer, base_model, seed)`` returns ``n_models`` classifiers and never
+    mutates ``base_model``. Shifts with a size have a ``severity`` parameter (0 = no shift). A
+    shift that cannot apply (a natural shift on a dataset without a future split, say) raises
+    :class:`NotApplicable`; the harness records the cells as skipped with that reason.
     """
 
     def updates(
@@ -445,6 +451,12 @@ class Shift(Component):
     ) -> list[Classifier]:
         """Return the updated models."""
         raise NotImplementedError
+
+    def draw_seeds(self, seed: int, n: int) -> list[int]:
+        """One seed per updated model, derived from the shift's seed (never from a method)."""
+        from .seeding import derive_seed
+
+        return [derive_seed(seed, self.name, draw) for draw in range(int(n))]
 
     @property
     def severity_value(self) -> float:
@@ -457,7 +469,8 @@ class Shift(Component):
 class EvalContext:
     """Everything a metric may look at.
 
-    ``updated`` is set for ``update``-stage metrics (one updated model at a time).
+    ``updated`` is set for ``update``-stage metrics (one updated model at a time), and
+    ``updated_models`` for ``shift``-stage metrics (all K updated models of a shift at once).
     """
 
     factuals: np.ndarray
@@ -465,6 +478,7 @@ class EvalContext:
     model: Classifier
     splits: Splits
     updated: Classifier | None = None
+    updated_models: tuple[Classifier, ...] = ()
 
     @property
     def found(self) -> np.ndarray:
@@ -498,8 +512,9 @@ class Metric:
         Registered name (e.g. ``invalidation-rate``).
     func : callable
         ``func(ctx) -> MetricValue``.
-    stage : {"static", "update"}
-        ``static`` metrics run once per recourse set, ``update`` ones once per updated model.
+    stage : {"static", "update", "shift"}
+        ``static`` metrics run once per recourse set, ``update`` ones once per updated model,
+        ``shift`` ones once per shift with all its updated models.
     higher_is_better : bool
     bounds : tuple of float
         The value's range.

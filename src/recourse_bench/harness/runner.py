@@ -24,7 +24,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
 from .. import registry, store
-from ..api import EvalContext, Metric
+from ..api import EvalContext, Metric, NotApplicable
 from ..config import BenchmarkConfig, ComponentSpec
 from ..provenance import environment
 from .stages import Stages, fit_base, fit_recourse, fit_updates
@@ -61,7 +61,8 @@ class Task:
     method: ComponentSpec | None = None
     shift: ComponentSpec | None = None
     shifts: tuple[ComponentSpec, ...] = ()
-    failed: tuple[tuple[ComponentSpec, str], ...] = ()  # shifts whose updates failed, with why
+    # shifts without updated models: (shift, status "error" or "skipped", reason)
+    failed: tuple[tuple[ComponentSpec, str, str], ...] = ()
 
     def describe(self) -> str:
         """A short human description for error messages."""
@@ -77,6 +78,7 @@ class Outcome:
     task: Task
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None  # a shift that does not apply (NotApplicable), with why
     cached: bool = False
     seconds: float = 0.0
 
@@ -122,6 +124,8 @@ def run_task(task: Task, settings: Settings) -> Outcome:
     outcome = Outcome(task)
     try:
         _execute(task, settings, outcome)
+    except NotApplicable as exc:
+        outcome.skipped = str(exc)
     except Exception as exc:
         log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -169,11 +173,13 @@ def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
     rows = [
         _row(task, None, metric=m.name, measured=m(context)) for m in metrics if m.stage == "static"
     ]
-    failed = dict(task.failed)
+    failed = {shift: (status, reason) for shift, status, reason in task.failed}
     update_metrics = [m for m in metrics if m.stage == "update"]
+    shift_metrics = [m for m in metrics if m.stage == "shift"]
     for shift in task.shifts:
         if shift in failed:
-            rows.append(_row(task, shift, status="error", reason=failed[shift]))
+            status, reason = failed[shift]
+            rows.append(_row(task, shift, status=status, reason=reason))
             continue
         updated_models = stages.updates(task.seed, task.dataset, task.model, shift)
         for draw, updated in enumerate(updated_models):
@@ -182,6 +188,8 @@ def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
                 _row(task, shift, metric=m.name, measured=m(updated_context), draw=draw)
                 for m in update_metrics
             ]
+        whole_shift = replace(context, updated_models=tuple(updated_models))
+        rows += [_row(task, shift, metric=m.name, measured=m(whole_shift)) for m in shift_metrics]
     return rows
 
 
@@ -288,7 +296,7 @@ def run_benchmark(
                 if (d, m, s) in base_failed:
                     continue
                 failed = tuple(
-                    (sh, shift_failed[(d, m, s, sh)])
+                    (sh, *shift_failed[(d, m, s, sh)])
                     for sh in config.shifts
                     if (d, m, s, sh) in shift_failed
                 )
@@ -309,8 +317,8 @@ def run_benchmark(
 def _wave(
     tasks: list[Task], settings: Settings, bar: Any, outcomes: list[Outcome], what: str
 ) -> dict[tuple, str]:
-    """Run tasks in parallel; return the failed ones' keys with their error line."""
-    failed: dict[tuple, str] = {}
+    """Run tasks in parallel; return the keys of those without a result: (status, reason)."""
+    failed: dict[tuple, tuple[str, str]] = {}
     if not tasks:
         return failed
     bar.set_postfix_str(what)
@@ -321,20 +329,28 @@ def _wave(
         outcomes.append(outcome)
         bar.update(1)
         task = outcome.task
+        if outcome.error is None and outcome.skipped is None:
+            continue
         if outcome.error is not None:
             log.warning("%s failed: %s", task.describe(), outcome.error)
-            key = (task.dataset, task.model, task.seed)
-            failed[(*key, task.shift) if task.stage == "updates" else key] = outcome.error
+        key = (task.dataset, task.model, task.seed)
+        key = (*key, task.shift) if task.stage == "updates" else key
+        if outcome.error is not None:
+            failed[key] = ("error", outcome.error)
+        else:
+            failed[key] = ("skipped", str(outcome.skipped))
     return failed
 
 
-def _base_failure_rows(config: BenchmarkConfig, base_failed: dict[tuple, str]) -> list[dict]:
+def _base_failure_rows(
+    config: BenchmarkConfig, base_failed: dict[tuple, tuple[str, str]]
+) -> list[dict]:
     rows = []
-    for (dataset, model, seed), message in base_failed.items():
+    for (dataset, model, seed), (status, message) in base_failed.items():
         for method in config.methods:
             task = Task("recourse", seed, dataset, model, method=method)
             reason = f"base model failed: {message}"
-            rows += [_row(task, shift, status="error", reason=reason) for shift in config.shifts]
+            rows += [_row(task, shift, status=status, reason=reason) for shift in config.shifts]
     return rows
 
 

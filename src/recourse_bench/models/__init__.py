@@ -1,6 +1,15 @@
 """Model trainers: ``fit(X, y, seed) -> Classifier``."""
 
-from . import logreg, mlp
+from . import boosting, forest, logreg, mlp
+from ._sklearn import SklearnClassifier
 from ._torch import TorchClassifier, linear_classifier
 
-__all__ = ["TorchClassifier", "linear_classifier", "logreg", "mlp"]
+__all__ = [
+    "SklearnClassifier",
+    "TorchClassifier",
+    "boosting",
+    "forest",
+    "linear_classifier",
+    "logreg",
+    "mlp",
+]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ..api import Classifier, Shift, Splits, Trainer
 from ..registry import register
-from ..seeding import derive_seed
 
 
 @register("shift", "retrain-seed")
@@ -34,6 +33,6 @@ class RetrainSeed(Shift):
     ) -> list[Classifier]:
         """K models retrained on the training split with seeds derived from ``seed``."""
         return [
-            trainer.fit(splits.X_train, splits.y_train, derive_seed(seed, self.name, draw))
-            for draw in range(int(self.n_models))
+            trainer.fit(splits.X_train, splits.y_train, draw_seed)
+            for draw_seed in self.draw_seeds(seed, self.n_models)
         ]
