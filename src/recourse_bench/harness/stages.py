@@ -72,12 +72,23 @@ def memory(cache_dir: str) -> Memory:
 
 
 @dataclass(frozen=True)
+class StageKey:
+    """What a stage's result depends on: the cache key (with the code versions)."""
+
+    base_seed: int
+    n_factuals: int
+    seed: int
+    specs: tuple[ComponentSpec, ...]
+    version: str
+
+
+@dataclass(frozen=True)
 class Stages:
     """Cached access to the stages of one run: its cache folder, base seed and factual budget.
 
-    Every stage function has the signature ``(cache_dir, data_dir, base_seed, n_factuals, seed,
-    specs, version)``; the cache key is everything but the two folders, so a cache folder can be
-    moved (and data files are identified by their pinned sha256, not by where they lie).
+    Every stage function has the signature ``(stages, key)``: the key is hashed, the
+    :class:`Stages` (cache and data folders) is not, so a cache folder can be moved, and data
+    files are identified by their pinned sha256, not by where they lie.
     """
 
     cache_dir: str
@@ -86,20 +97,19 @@ class Stages:
     data_dir: str | None = None
 
     def _memo(self, func):
-        return memory(self.cache_dir).cache(func, ignore=["cache_dir", "data_dir"])
+        return memory(self.cache_dir).cache(func, ignore=["stages"])
 
-    def _args(self, seed: int, specs: tuple[ComponentSpec, ...]) -> tuple:
+    def _key(self, seed: int, specs: tuple[ComponentSpec, ...]) -> StageKey:
         version = "-".join([harness_version(), *(spec.code_version() for spec in specs)])
-        folders = (self.cache_dir, self.data_dir)
-        return (*folders, self.base_seed, self.n_factuals, seed, specs, version)
+        return StageKey(self.base_seed, self.n_factuals, seed, specs, version)
 
     def run(self, func, seed: int, *specs: ComponentSpec):
         """Call a stage function through the cache."""
-        return self._memo(func)(*self._args(seed, specs))
+        return self._memo(func)(self, self._key(seed, specs))
 
     def is_cached(self, func, seed: int, *specs: ComponentSpec) -> bool:
         """Whether a stage's result is already in the cache."""
-        return bool(self._memo(func).check_call_in_cache(*self._args(seed, specs)))
+        return bool(self._memo(func).check_call_in_cache(self, self._key(seed, specs)))
 
     def splits(self, seed: int, dataset: ComponentSpec) -> Splits:
         """The dataset's splits for a seed."""
@@ -122,36 +132,20 @@ class Stages:
         return self.run(fit_recourse, seed, dataset, model, method)
 
 
-def load_splits(
-    cache_dir: str,
-    data_dir: str | None,
-    base_seed: int,
-    n_factuals: int,
-    seed: int,
-    specs: tuple,
-    version: str,
-) -> Splits:
+def load_splits(stages: Stages, key: StageKey) -> Splits:
     """Stage 1: load, split and encode a dataset."""
-    (dataset,) = specs
-    log.debug("loading %s (seed %d)", dataset.name, seed)
-    with files.data_dir(data_dir):
-        return dataset.build().load(data_seed(base_seed, dataset, seed))
+    (dataset,) = key.specs
+    log.debug("loading %s (seed %d)", dataset.name, key.seed)
+    with files.data_dir(stages.data_dir):
+        return dataset.build().load(data_seed(key.base_seed, dataset, key.seed))
 
 
-def fit_base(
-    cache_dir: str,
-    data_dir: str | None,
-    base_seed: int,
-    n_factuals: int,
-    seed: int,
-    specs: tuple,
-    version: str,
-) -> BaseModel:
+def fit_base(stages: Stages, key: StageKey) -> BaseModel:
     """Stage 2: train the base model and pick up to ``n_factuals`` test points it rejects."""
-    dataset, model = specs
-    log.debug("training base %s on %s (seed %d)", model.name, dataset.name, seed)
-    splits = Stages(cache_dir, base_seed, n_factuals, data_dir).splits(seed, dataset)
-    trained_seed = model_seed(base_seed, dataset, model, seed)
+    dataset, model = key.specs
+    log.debug("training base %s on %s (seed %d)", model.name, dataset.name, key.seed)
+    splits = stages.splits(key.seed, dataset)
+    trained_seed = model_seed(key.base_seed, dataset, model, key.seed)
     classifier = model.build().fit(splits.X_train, splits.y_train, trained_seed)
     rejected = np.flatnonzero(classifier.predict(splits.X_test) == 0)
     if rejected.size == 0:
@@ -159,54 +153,36 @@ def fit_base(
             f"the base {model.name} model rejects no test point of {dataset.name}: there is no "
             "factual to give recourse to; use another model or dataset parameters"
         )
-    if rejected.size > n_factuals:
+    if rejected.size > key.n_factuals:
         rng = numpy_rng(derive_seed(trained_seed, "factuals"))
-        rejected = np.sort(rng.choice(rejected, size=n_factuals, replace=False))
+        rejected = np.sort(rng.choice(rejected, size=key.n_factuals, replace=False))
     return BaseModel(classifier, rejected)
 
 
-def fit_updates(
-    cache_dir: str,
-    data_dir: str | None,
-    base_seed: int,
-    n_factuals: int,
-    seed: int,
-    specs: tuple,
-    version: str,
-) -> list[Classifier]:
+def fit_updates(stages: Stages, key: StageKey) -> list[Classifier]:
     """Stage 3: the updated models of a shift (method independent)."""
-    dataset, model, shift = specs
-    log.debug("building %s on %s/%s (seed %d)", shift.name, dataset.name, model.name, seed)
-    stages = Stages(cache_dir, base_seed, n_factuals, data_dir)
-    splits = stages.splits(seed, dataset)
-    base = stages.base(seed, dataset, model)
-    shift_seed = derive_seed(
-        base_seed, "shift", spec_key(dataset), spec_key(model), spec_key(shift), seed
-    )
+    dataset, model, shift = key.specs
+    log.debug("building %s on %s/%s (seed %d)", shift.name, dataset.name, model.name, key.seed)
+    splits = stages.splits(key.seed, dataset)
+    base = stages.base(key.seed, dataset, model)
+    names = (spec_key(dataset), spec_key(model), spec_key(shift), key.seed)
+    shift_seed = derive_seed(key.base_seed, "shift", *names)
     return list(shift.build().updates(splits, model.build(), base.classifier, shift_seed))
 
 
-def fit_recourse(
-    cache_dir: str,
-    data_dir: str | None,
-    base_seed: int,
-    n_factuals: int,
-    seed: int,
-    specs: tuple,
-    version: str,
-) -> Recourse:
+def fit_recourse(stages: Stages, key: StageKey) -> Recourse:
     """Stage 4: fit the method on the base model and generate recourse for the factuals."""
-    dataset, model, method = specs
-    log.debug("running %s on %s/%s (seed %d)", method.name, dataset.name, model.name, seed)
-    stages = Stages(cache_dir, base_seed, n_factuals, data_dir)
-    splits = stages.splits(seed, dataset)
-    base = stages.base(seed, dataset, model)
+    dataset, model, method = key.specs
+    log.debug("running %s on %s/%s (seed %d)", method.name, dataset.name, model.name, key.seed)
+    splits = stages.splits(key.seed, dataset)
+    base = stages.base(key.seed, dataset, model)
     instance = method.build()
     reason = instance.skip_reason(base.classifier)
     if reason is not None:
         return Recourse(None, reason, 0.0, 0.0)
     if "random_state" in instance.get_params(deep=False):
-        method_seed = derive_seed(base_seed, "method", spec_key(dataset), spec_key(model), seed)
+        names = (spec_key(dataset), spec_key(model), key.seed)
+        method_seed = derive_seed(key.base_seed, "method", *names)
         instance.set_params(random_state=method_seed)
     factuals = splits.X_test[base.factual_index]
     start = time.perf_counter()
