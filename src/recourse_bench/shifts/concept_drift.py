@@ -1,0 +1,199 @@
+"""Concept drift: the labels change while the covariates stay put.
+
+ALGORITHMS.md, "Model updates and distribution shifts": ``concept-drift`` flips labels in a region
+or at random (data correction errors); on synthetic data, it moves the true boundary. The updated
+models are retrained on the training rows (unchanged) with the changed labels.
+
+What it computes. For each of the ``n_models`` updated models k, with the seed ``s_k`` drawn by
+:meth:`~recourse_bench.api.Shift.draw_seeds` from the shift's seed, new labels y' of the training
+rows are drawn with a generator seeded by ``s_k``, and the base model's trainer is fit on
+(X_train, y') with seed ``s_k``. There are two modes, chosen by the dataset:
+
+*Label flips in a region* (every dataset but ``synthetic-drift``). The region is the set of
+training rows whose feature j is strictly above its training median (for a binary feature with a
+median of 0: the rows where it is 1; ties at the median of an integer feature stay outside, so
+the region may hold fewer than half of the rows). Inside the region each label is flipped
+independently with probability ``severity``; outside it no label changes. Severity 0 leaves the
+labels exactly as they are (retraining on the training split); severity 1 inverts the concept in
+the region. The feature j is ``feature`` (a model-space name) or, by default, the first mutable
+continuous or integer feature, as for the ``covariate`` shift; an empty region raises
+:class:`~recourse_bench.api.NotApplicable`.
+
+*Rotated boundary* (``splits.name == "synthetic-drift"``, whose concept is
+P(y = 1 | x) = sigma(sharpness * w(a)^T (x - 1/2)) with raw x ~ U[0, 1]^d, see
+:mod:`recourse_bench.datasets.synthetic_drift`). The splits' oracle is the base concept as a
+linear classifier in model space (log-odds ``x @ coef_ + intercept_``). Model space is min-max
+scaled with training statistics, raw = lo + x * span, so the concept is mapped back to raw space
+exactly (w_raw = coef_ / span, b_raw = intercept_ - w_raw . lo), its normal is rotated by
+``severity`` radians in the (x0, x1) plane about the raw centre 1/2 (the log-odds at the centre
+are kept), and the result is mapped back to model space (:func:`rotated_concept`). This is the
+generator's own concept with the angle a + severity, without approximation: rotating by the
+dataset's ``drift`` gives exactly ``SyntheticDrift.oracle(splits, drifted=True)``. All training
+labels are then drawn afresh, y'_i ~ Bernoulli(sigma(log-odds of the rotated concept at x_i)).
+Severity 0 draws them from the base concept itself, so the labels have the base data's
+distribution (they are a new draw, not the same draw). ``feature`` is ignored in this mode
+(a name given is still checked).
+
+Severity: ``severity`` in [0, 1]: the flip probability inside the region, or on
+``synthetic-drift`` the rotation of the true boundary in radians (up to 1 rad, about 57 degrees,
+twice the dataset's default drift of 0.5).
+
+Parameters: ``severity`` (default 0.2), ``feature`` (default None), ``n_models`` (default 10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from ..api import NotApplicable, Splits
+from ..registry import register
+from ._resampling import ResamplingShift
+from .covariate import check_feature_param, choose_feature
+
+DRIFTING_DATASET = "synthetic-drift"
+
+
+def raw_scaling(splits: Splits) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, span)`` with raw = lo + x * span per column, from the splits' encoder.
+
+    Parameters
+    ----------
+    splits : Splits
+        A dataset of continuous, min-max scaled columns.
+
+    Returns
+    -------
+    tuple of ndarray
+        Per column the raw minimum and span of the training split.
+    """
+    encoder = splits.encoder
+    names = splits.schema.features
+    if encoder is None or not hasattr(encoder, "min_") or not hasattr(encoder, "span"):
+        raise NotApplicable(
+            f"concept-drift: dataset {splits.name!r} has no min-max encoder to map its concept "
+            f"back to raw units"
+        )
+    lo = np.array([encoder.min_[name] for name in names], dtype=float)
+    span = np.array([encoder.span(name) for name in names], dtype=float)
+    return lo, span
+
+
+def rotated_concept(splits: Splits, rotation: float) -> tuple[np.ndarray, float]:
+    """The splits' linear oracle with its raw-space normal rotated by ``rotation`` radians.
+
+    The rotation acts in the (x0, x1) plane about the raw centre (1/2, ..., 1/2), keeping the
+    log-odds there; the result is exact for the ``synthetic-drift`` generator.
+
+    Parameters
+    ----------
+    splits : Splits
+        A dataset with a linear ``oracle`` and a min-max encoder (``synthetic-drift``).
+    rotation : float
+        Angle in radians (counter-clockwise from x0 toward x1).
+
+    Returns
+    -------
+    coef : ndarray
+        Model-space weights of the rotated concept's log-odds.
+    intercept : float
+        Its model-space intercept.
+    """
+    oracle = splits.oracle
+    if oracle is None or not getattr(oracle, "linear", False):
+        raise NotApplicable(
+            f"concept-drift: dataset {splits.name!r} has no linear oracle to rotate"
+        )
+    coef = np.asarray(oracle.coef_, dtype=float).reshape(-1)
+    lo, span = raw_scaling(splits)
+    w = coef / span
+    b = float(oracle.intercept_) - float(w @ lo)
+    centre = np.full_like(w, 0.5)
+    offset = float(w @ centre) + b  # the log-odds at the centre, kept by the rotation
+    c, s = np.cos(rotation), np.sin(rotation)
+    w_rot = w.copy()
+    w_rot[:2] = np.array([[c, -s], [s, c]]) @ w[:2]
+    b_rot = offset - float(w_rot @ centre)
+    return w_rot * span, float(w_rot @ lo) + b_rot
+
+
+def flip_region(X_train: np.ndarray, column: int) -> np.ndarray:
+    """Rows of ``X_train`` whose ``column`` is strictly above its median.
+
+    Parameters
+    ----------
+    X_train : ndarray
+        The training features.
+    column : int
+        The feature's column.
+
+    Returns
+    -------
+    ndarray of bool
+        The region mask.
+    """
+    values = X_train[:, column]
+    return values > np.median(values)
+
+
+@register("shift", "concept-drift")
+class ConceptDrift(ResamplingShift):
+    """Retrain on changed labels: flips in a region, or a rotated boundary on synthetic-drift.
+
+    Parameters
+    ----------
+    severity : float, default 0.2
+        In [0, 1]: the flip probability inside the region (rows whose feature is above its
+        training median); on ``synthetic-drift``, the rotation of the true boundary in radians.
+    feature : str or None, default None
+        The model-space feature defining the region; None picks the first mutable continuous or
+        integer one. Ignored on ``synthetic-drift``.
+    n_models : int, default 10
+        Number K of updated models.
+    """
+
+    def __init__(self, severity: float = 0.2, feature: str | None = None, n_models: int = 10):
+        self.severity = severity
+        self.feature = feature
+        self.n_models = n_models
+
+    def validate_params(self) -> None:
+        """``severity`` in [0, 1], ``feature`` a name or None, ``n_models`` positive."""
+        self.check_param("severity", "float", low=0, high=1)
+        check_feature_param(self)
+        self.check_param("n_models", "int", low=1)
+
+    def region(self, splits: Splits) -> np.ndarray:
+        """The training rows whose labels may flip (flip mode).
+
+        Parameters
+        ----------
+        splits : Splits
+            The dataset.
+
+        Returns
+        -------
+        ndarray of bool
+            Rows whose feature is strictly above its training median.
+        """
+        column = choose_feature(self, splits.schema, self.feature)
+        mask = flip_region(splits.X_train, column)
+        if not mask.any():
+            raise NotApplicable(
+                f"{self.name}: no training row has {splits.schema.features[column]!r} above its "
+                f"median; choose another feature"
+            )
+        return mask
+
+    def sample(self, splits: Splits, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows with new labels (flipped in the region, or from a rotated concept)."""
+        self.validate_params()
+        if self.feature is not None:
+            choose_feature(self, splits.schema, self.feature)
+        X, y = splits.X_train, splits.y_train
+        if splits.name == DRIFTING_DATASET:
+            coef, intercept = rotated_concept(splits, float(self.severity))
+            p = expit(X @ coef + intercept)
+            return X, (rng.uniform(size=len(X)) < p).astype(y.dtype)
+        flips = self.region(splits) & (rng.uniform(size=len(y)) < float(self.severity))
+        return X, np.where(flips, 1 - y, y).astype(y.dtype)
