@@ -41,3 +41,10 @@ def test_readme_plugin_example_runs(tmp_path):
     model = registry.get("model", "logreg")(epochs=10).fit(splits.X_train, splits.y_train, 0)
     out = method.fit(model, splits).generate(splits.X_test)
     assert out.shape == splits.X_test.shape
+
+
+def test_every_ready_benchmark_config_loads():
+    configs = sorted((ROOT / "benchmarks").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        assert plan(load_config(path)), path.name

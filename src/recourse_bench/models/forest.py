@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any, ClassVar
+
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from ..api import Trainer
+from ..api import ConfigError, DataError, Trainer
 from ..registry import register
 from ._sklearn import SklearnClassifier
 
@@ -22,7 +25,18 @@ class Forest(Trainer):
         Maximum depth of a tree (None: grown until leaves are pure or hold min_samples_leaf).
     min_samples_leaf : int, default 1
         Minimum number of training rows in a leaf.
+
+    Attributes
+    ----------
+    tunable_hyperparameters : tuple of str
+        The numeric hyperparameters the ``hyperparameters`` shift perturbs: ``n_estimators`` and
+        ``min_samples_leaf``.
+    depths : tuple of int or None
+        The ``max_depth`` values of :meth:`architecture_variants`: 4, 8, 16 and None.
     """
+
+    tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("n_estimators", "min_samples_leaf")
+    depths: ClassVar[tuple[int | None, ...]] = (4, 8, 16, None)
 
     def __init__(
         self, n_estimators: int = 100, max_depth: int | None = None, min_samples_leaf: int = 1
@@ -47,3 +61,63 @@ class Forest(Trainer):
             n_jobs=1,
         )
         return SklearnClassifier(estimator.fit(X, y))
+
+    def architecture_variants(self) -> list[dict[str, Any]]:
+        """Other forest shapes: every ``max_depth`` of :attr:`depths` times three forest sizes.
+
+        The sizes are ``n_estimators``, ``max(1, n_estimators // 2)`` and ``2 * n_estimators``
+        (outer loop, in that order), the depths 4, 8, 16, None (inner loop): 12 parameter
+        changes ``{"max_depth": d, "n_estimators": m}``, one of which may equal this trainer.
+        """
+        n = int(self.n_estimators)
+        sizes = list(dict.fromkeys((n, max(1, n // 2), 2 * n)))
+        return [{"max_depth": d, "n_estimators": m} for m in sizes for d in self.depths]
+
+    def finetune(
+        self,
+        classifier: SklearnClassifier,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        severity: float,
+    ) -> SklearnClassifier:
+        """Grow more trees on ``(X, y)`` in a copy of ``classifier``; ``classifier`` is unchanged.
+
+        A deep copy of the fitted ``RandomForestClassifier`` is refitted with ``warm_start=True``,
+        ``random_state=seed`` and ``round(severity * n_estimators)`` more trees: the existing
+        trees are kept as they are and only the new ones are fitted, each on a bootstrap sample
+        of ``(X, y)``. The forest then averages old and new trees, so a share
+        ``k / (n_old + k)`` of its vote comes from the new data (one half at severity 1).
+
+        Parameters
+        ----------
+        classifier : SklearnClassifier
+            A forest trained by this trainer (never modified).
+        X, y : ndarray
+            The new training data; both classes must be present (else :class:`DataError`).
+        seed : int
+            Seeds the new trees.
+        severity : float
+            Trees added, as a multiple of ``n_estimators`` (>= 0; 0 returns an exact copy).
+
+        Returns
+        -------
+        SklearnClassifier
+            The grown copy.
+        """
+        if isinstance(severity, bool) or not float(severity) >= 0:
+            raise ConfigError(f"finetune severity must be a number >= 0, got {severity!r}")
+        labels = np.unique(y).tolist()
+        if set(labels) != {0, 1}:
+            raise DataError(f"finetune needs both classes 0 and 1 in the new data, got {labels}")
+        estimator = copy.deepcopy(classifier.estimator)
+        extra = round(float(severity) * int(self.n_estimators))
+        if extra > 0:
+            estimator.set_params(
+                warm_start=True,
+                n_estimators=len(estimator.estimators_) + extra,
+                random_state=int(seed),
+            )
+            estimator.fit(X, y)
+            estimator.set_params(warm_start=False)
+        return SklearnClassifier(estimator)

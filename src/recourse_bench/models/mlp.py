@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -26,7 +27,21 @@ class MLP(TorchTrainer):
         Mini-batch size; None trains full-batch.
     weight_decay : float, default 1e-4
         L2 penalty on the weights (Adam's weight decay).
+
+    Attributes
+    ----------
+    layouts : tuple of tuple of int
+        The hidden layouts :meth:`architecture_variants` lists for the ``architecture`` shift:
+        (16,), (64,), (32, 32), (64, 64), (32, 32, 32) (the shift skips the base's own).
     """
+
+    layouts: ClassVar[tuple[tuple[int, ...], ...]] = (
+        (16,),
+        (64,),
+        (32, 32),
+        (64, 64),
+        (32, 32, 32),
+    )
 
     def __init__(
         self,
@@ -55,3 +70,7 @@ class MLP(TorchTrainer):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], 1))
         return nn.Sequential(*layers)
+
+    def architecture_variants(self) -> list[dict[str, Any]]:
+        """One parameter change per layout of :attr:`layouts`: ``{"hidden": layout}``."""
+        return [{"hidden": layout} for layout in self.layouts]
