@@ -463,6 +463,19 @@ class Shift(Component):
         """The shift's severity, NaN where it has none."""
         return float(getattr(self, "severity", float("nan")))
 
+    @property
+    def label(self) -> str:
+        """The name and changed parameters, always with the severity where there is one.
+
+        In a sweep every point of the curve is then labelled by its severity, the default too.
+        """
+        label = super().label
+        if "severity" not in self.get_params(deep=False) or "severity=" in label:
+            return label
+        inner = label[len(self.name) + 1 : -1] if label.endswith(")") else ""
+        shown = ", ".join(p for p in (f"severity={self.severity!r}", inner) if p)
+        return f"{self.name}({shown})"
+
 
 # -------------------------------------------------------------------------------------- metrics
 @dataclass(frozen=True)

@@ -87,7 +87,8 @@ def invalidation_table(results: pd.DataFrame) -> pd.DataFrame:
     update = text[text["shift_label"].notna()].pivot_table(
         index=ROW, columns="metric", values="text", aggfunc="first"
     )
-    cells = results[results["shift_label"].notna()][ROW].drop_duplicates()
+    order = ["shift", "severity"]  # a sweep's rows in the order of its severities
+    cells = results[results["shift_label"].notna()][ROW + order].drop_duplicates(ROW)
     table = cells.merge(update.reset_index(), on=ROW, how="left")
     table = table.merge(static.reset_index(), on=CELL, how="left")
     seeds = results[results["shift_label"].notna()].groupby(ROW)["seed"].nunique()
@@ -95,7 +96,8 @@ def invalidation_table(results: pd.DataFrame) -> pd.DataFrame:
     notes = _problems(results)
     table["note"] = [notes.get(tuple(r), "") for r in table[ROW].itertuples(index=False)]
     columns = [*ROW, *[m for m in metrics if m in table.columns], "seeds", "note"]
-    table = table[columns].sort_values(ROW, kind="mergesort").reset_index(drop=True)
+    sort = [*CELL, *order, "shift_label"]
+    table = table.sort_values(sort, kind="mergesort")[columns].reset_index(drop=True)
     table = table.fillna("")
     return table.rename(
         columns={
