@@ -7,7 +7,7 @@ import copy
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
-from ..api import NotApplicable
+from ..api import ConfigError, DataError, NotApplicable
 from ._torch import check_noise, parameter_noise
 
 
@@ -135,3 +135,17 @@ def _perturb_boosting(estimator, scale: float, kind: str, rng: np.random.Generat
         for predictor in predictors_of_iteration:
             nodes = predictor.nodes
             nodes["value"] += parameter_noise(kind, scale, (len(nodes),), rng)
+
+
+def finetune_copy(classifier: SklearnClassifier, y: np.ndarray, severity: float):
+    """Check a fine-tuning request and return a deep copy of the estimator to grow.
+
+    Raises :class:`ConfigError` for a negative severity and :class:`DataError` when the new data
+    lack a class; ``classifier`` is never modified.
+    """
+    if isinstance(severity, bool) or not float(severity) >= 0:
+        raise ConfigError(f"finetune severity must be a number >= 0, got {severity!r}")
+    labels = np.unique(y).tolist()
+    if set(labels) != {0, 1}:
+        raise DataError(f"finetune needs both classes 0 and 1 in the new data, got {labels}")
+    return copy.deepcopy(classifier.estimator)

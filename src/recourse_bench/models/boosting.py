@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ..api import ConfigError, DataError, Trainer
+from ..api import Trainer
 from ..registry import register
-from ._sklearn import SklearnClassifier
+from ._sklearn import SklearnClassifier, finetune_copy
 
 
 @register("model", "boosting")
@@ -113,12 +112,7 @@ class Boosting(Trainer):
         SklearnClassifier
             The boosted copy.
         """
-        if isinstance(severity, bool) or not float(severity) >= 0:
-            raise ConfigError(f"finetune severity must be a number >= 0, got {severity!r}")
-        labels = np.unique(y).tolist()
-        if set(labels) != {0, 1}:
-            raise DataError(f"finetune needs both classes 0 and 1 in the new data, got {labels}")
-        estimator = copy.deepcopy(classifier.estimator)
+        estimator = finetune_copy(classifier, y, severity)
         extra = round(float(severity) * int(self.max_iter))
         if extra > 0:
             X = np.asarray(X, dtype=float)
