@@ -125,3 +125,13 @@ def test_config_data_dir_takes_precedence(tmp_path, folders):
         assert read(file) == CONTENT
     with pytest.raises(DataError, match="not found"):
         read(file)
+
+
+def test_damaged_gzip_stream_is_one_clear_error(folders):
+    data, _ = folders
+    packed = bytearray(gzip.compress(CONTENT * 20))
+    packed[20:60] = bytes(40)  # damage the deflate stream, keep the header
+    (data / "t.csv.gz").write_bytes(bytes(packed))
+    file = DataFile(name="t.csv", sha256=sha256_of(CONTENT))
+    with pytest.raises(DataError, match=r"t\.csv: cannot read .*t\.csv\.gz"):
+        read(file)

@@ -151,3 +151,22 @@ def test_config_data_dir_finds_the_files(tmp_path, tiny_config, monkeypatch):
     tiny_config["data_dir"] = str(SHARED_DATA)
     result = run_benchmark(load_config(tiny_config), tmp_path / "b", progress=False)
     assert (result.results["status"] == "ok").all()
+
+
+def test_config_data_dir_also_serves_the_future_split(tmp_path, tiny_config, monkeypatch):
+    from .conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "SouthGermanCredit.asc.gz").is_file():
+        pytest.skip("needs the reference SouthGermanCredit.asc.gz")
+    monkeypatch.delenv("RECOURSE_BENCH_DATA", raising=False)
+    monkeypatch.setenv("RECOURSE_BENCH_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("recourse_bench.datasets._tabular._FRAMES", {})
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    tiny_config.update(datasets=["german"], seeds=1, data_dir=str(SHARED_DATA))
+    tiny_config["shifts"] = [{"name": "natural", "params": {"n_models": 2}}]
+    result = run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    assert (result.results["status"] == "ok").all(), result.results["reason"].unique()
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network disabled in this test")

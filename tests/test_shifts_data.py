@@ -346,3 +346,15 @@ def test_no_default_feature_is_not_applicable(name, gaussians):
         shift(name).sample(frozen, numpy_rng(0))
     X, _ = shift(name, feature="x0").sample(frozen, numpy_rng(0))  # a named one still works
     assert X.shape[1] == 2
+
+
+def test_sweep_labels_keep_one_parameter_order():
+    from recourse_bench import registry
+
+    shift = registry.get("shift", "concept-drift")
+    labels = [shift(severity=s, n_models=4).label for s in (0.1, 0.2, 0.4)]  # 0.2 is the default
+    assert labels == [
+        "concept-drift(severity=0.1, n_models=4)",
+        "concept-drift(severity=0.2, n_models=4)",
+        "concept-drift(severity=0.4, n_models=4)",
+    ]

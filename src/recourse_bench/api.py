@@ -465,16 +465,21 @@ class Shift(Component):
 
     @property
     def label(self) -> str:
-        """The name and changed parameters, always with the severity where there is one.
+        """The name and changed parameters, always with the severity first where there is one.
 
-        In a sweep every point of the curve is then labelled by its severity, the default too.
+        In a sweep every point of the curve is then labelled by its severity, the default too,
+        and the parameters keep one order.
         """
-        label = super().label
-        if "severity" not in self.get_params(deep=False) or "severity=" in label:
-            return label
-        inner = label[len(self.name) + 1 : -1] if label.endswith(")") else ""
-        shown = ", ".join(p for p in (f"severity={self.severity!r}", inner) if p)
-        return f"{self.name}({shown})"
+        params = self.get_params(deep=False)
+        if "severity" not in params:
+            return super().label
+        defaults = self.param_defaults()
+        others = [
+            f"{key}={value!r}"
+            for key, value in sorted(params.items())
+            if key != "severity" and (key not in defaults or not same_value(defaults[key], value))
+        ]
+        return f"{self.name}({', '.join([f'severity={self.severity!r}', *others])})"
 
 
 # -------------------------------------------------------------------------------------- metrics

@@ -23,6 +23,7 @@ import os
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -107,7 +108,7 @@ def _verified(file: DataFile, path: Path) -> bytes:
     """The content of ``path`` if it matches the pinned sha256, else a clear error."""
     try:
         content = _unpack(path.read_bytes())
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataError(
             f"{file.name}: cannot read {str(path)!r} ({exc}); replace it with the original file"
         ) from None
@@ -208,7 +209,7 @@ def _download(url: str, timeout: float) -> bytes:
             f"download of {url} failed ({reason}); check the connection, or put the file in a "
             f"data folder named by {DATA_ENV}"
         ) from None
-    if expected is not None and len(payload) != int(expected):
+    if expected is not None and expected.isdigit() and len(payload) != int(expected):
         raise DataError(
             f"download of {url} was interrupted ({len(payload)} of {expected} bytes); "
             "nothing was saved, try again"
@@ -224,7 +225,7 @@ def _extract(payload: bytes, members: tuple[str, ...], name: str) -> bytes:
         try:
             with zipfile.ZipFile(io.BytesIO(payload)) as archive:
                 payload = archive.read(member)
-        except (zipfile.BadZipFile, KeyError) as exc:
+        except (zipfile.BadZipFile, KeyError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise DataError(f"{name}: the downloaded archive is not usable ({exc})") from None
     return payload
 

@@ -104,8 +104,13 @@ class Stages:
         return StageKey(self.base_seed, self.n_factuals, seed, specs, version)
 
     def run(self, func, seed: int, *specs: ComponentSpec):
-        """Call a stage function through the cache."""
-        return self._memo(func)(self, self._key(seed, specs))
+        """Call a stage function through the cache, with the run's data folder in effect.
+
+        Every stage may read data files (a deferred future split is read when a shift needs
+        it), so the config's ``data_dir`` holds for all of them.
+        """
+        with files.data_dir(self.data_dir):
+            return self._memo(func)(self, self._key(seed, specs))
 
     def is_cached(self, func, seed: int, *specs: ComponentSpec) -> bool:
         """Whether a stage's result is already in the cache."""
@@ -136,8 +141,7 @@ def load_splits(stages: Stages, key: StageKey) -> Splits:
     """Stage 1: load, split and encode a dataset."""
     (dataset,) = key.specs
     log.debug("loading %s (seed %d)", dataset.name, key.seed)
-    with files.data_dir(stages.data_dir):
-        return dataset.build().load(data_seed(key.base_seed, dataset, key.seed))
+    return dataset.build().load(data_seed(key.base_seed, dataset, key.seed))
 
 
 def fit_base(stages: Stages, key: StageKey) -> BaseModel:

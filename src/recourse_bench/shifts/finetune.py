@@ -15,8 +15,9 @@ rows. For each of the ``n_models`` updated models k, with the seed ``s_k`` drawn
    further on that resample (the base model is never modified):
 
    - ``logreg``, ``mlp`` (torch): ``round(severity * epochs)`` more epochs of the trainer's own
-     loop (a fresh Adam optimiser at the trainer's ``lr``, ``batch_size`` and ``weight_decay``,
-     mini-batches shuffled with ``s_k``), starting from the trained weights;
+     loop at the trainer's ``lr``, ``batch_size`` and ``weight_decay``, mini-batches shuffled
+     with ``s_k``, starting from the trained weights and resuming the base model's Adam state
+     (a fresh optimiser would first move every weight by about ``lr`` whatever its gradient);
    - ``forest``: ``round(severity * n_estimators)`` more trees grown on the resample with
      ``warm_start`` and ``random_state=s_k``; the old trees are kept, so the new data hold a share
      ``severity / (1 + severity)`` of the vote (up to rounding);
