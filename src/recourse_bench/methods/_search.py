@@ -44,6 +44,81 @@ class FeasibleSet:
             torch.minimum(Z, self.upper, out=Z)
 
 
+def adam_search(
+    start: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    feasible: FeasibleSet,
+    *,
+    steps: int,
+    lr: float,
+    active: torch.Tensor | None = None,
+    finished: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    tol: float = 0.0,
+    check_every: int = 10,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected Adam on a batch of candidates, each row stopping on its own.
+
+    Parameters
+    ----------
+    start : tensor (n, d)
+        Initial candidates (not modified).
+    objective : callable
+        Maps candidates ``z`` (n, d) to the per-row loss (n,); rows are independent.
+    feasible : FeasibleSet
+        Box and one-hot groups; frozen coordinates never receive a gradient and every step is
+        projected back.
+    steps, lr : int, float
+        Step budget and Adam learning rate.
+    active : bool tensor (n,), optional
+        Rows allowed to move (default all); the others are returned unchanged.
+    finished : callable, optional
+        Maps ``z`` to a bool tensor (n,): rows that reached their goal stop moving.
+    tol : float
+        A row also stops when its loss changed by less than ``tol`` since the last check
+        (0 disables this rule).
+    check_every : int
+        Steps between two checks of ``finished`` and ``tol``.
+
+    Returns
+    -------
+    z : tensor (n, d)
+        The candidates, detached.
+    stopped : bool tensor (n,)
+        Rows that stopped early (goal reached or loss converged) rather than at the budget.
+    """
+    n = start.shape[0]
+    moving = torch.ones(n, dtype=torch.bool) if active is None else active.clone()
+    stopped = torch.zeros(n, dtype=torch.bool)
+    z = start.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([z], lr=lr)
+    last_loss = torch.full((n,), float("inf"), dtype=start.dtype)
+    for step in range(int(steps)):
+        if not moving.any():
+            break
+        optimiser.zero_grad(set_to_none=True)
+        loss = objective(z)
+        if step % check_every == 0:
+            with torch.no_grad():
+                done = (loss - last_loss).abs() < tol
+                if finished is not None:
+                    done |= finished(z)
+                done &= moving
+                stopped |= done
+                moving &= ~done
+                last_loss = loss.detach()
+            if not moving.any():
+                break
+        (loss * moving).sum().backward()
+        assert z.grad is not None
+        z.grad *= feasible.free & moving[:, None]
+        before = z.detach().clone()
+        optimiser.step()
+        with torch.no_grad():
+            z.copy_(torch.where(moving[:, None], z, before))  # momentum never moves a stopped row
+        feasible.project_(z)
+    return z.detach(), stopped
+
+
 def accepts(model: Classifier, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Rows of ``X`` whose favourable-class probability reaches ``threshold`` (False for NaN)."""
     ok = np.zeros(len(X), dtype=bool)

@@ -10,12 +10,14 @@ Algorithm (batched over all factuals, one tensor computation):
    masked), each step is projected onto the per-row box (bounds, directions) and one-hot groups
    onto the simplex;
 2. every ``steps`` steps, snap the candidates (round one-hot groups and integers) and mark the rows
-   that h accepts with probability >= 0.5 + margin as done; multiply lam of the other rows by
+   that h accepts with probability >= 0.5 + margin as done (they stop moving); multiply lam of the other rows by
    ``lam_growth``; stop after ``n_rounds`` rounds (rows never accepted return NaN);
 3. line search: move each recourse back towards its factual as far as it stays valid (bisection).
 
 Hyperparameters and defaults: ``lam=0.1``, ``lam_growth=3``, ``n_rounds=15``, ``steps=100``,
-``lr=0.02``, ``cost="l1"``, ``margin=1e-3``, ``shrink_steps=30``.
+``lr=0.02``, ``cost="l1"``, ``margin=1e-3``, ``shrink_steps=30``, ``tol=1e-6`` (a row stops
+within a round once its loss changes by less than this over 10 steps: the per-row early stop),
+``random_state=None`` (accepted for the uniform interface; the search is deterministic).
 
 Differences from the original: the original uses a squared loss on the score and a median
 absolute deviation weighted L1 distance; we use the cross-entropy of the favourable class on
@@ -32,7 +34,7 @@ from torch.nn import functional as F
 from ..api import MethodTags, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
-from ._search import FeasibleSet, accepts, shrink_to_boundary
+from ._search import FeasibleSet, accepts, adam_search, shrink_to_boundary
 
 COSTS = ("l1", "l2")
 
@@ -59,6 +61,11 @@ class Wachter(RecourseMethod):
         A recourse must reach probability 0.5 + margin under the model.
     shrink_steps : int, default 30
         Bisection steps of the final line search towards the factual (0 disables it).
+    tol : float, default 1e-6
+        Per-row early stop: a row stops within a round once its loss changes by less than
+        ``tol`` over 10 steps (0 runs every step).
+    random_state : int or None, default None
+        Unused: the search is deterministic. Accepted so that every method has the parameter.
     """
 
     tags = MethodTags(requires_differentiable=True)
@@ -73,6 +80,8 @@ class Wachter(RecourseMethod):
         cost: str = "l1",
         margin: float = 1e-3,
         shrink_steps: int = 30,
+        tol: float = 1e-6,
+        random_state: int | None = None,
     ):
         self.lam = lam
         self.lam_growth = lam_growth
@@ -82,6 +91,8 @@ class Wachter(RecourseMethod):
         self.cost = cost
         self.margin = margin
         self.shrink_steps = shrink_steps
+        self.tol = tol
+        self.random_state = random_state
 
     def validate_params(self) -> None:
         """Check every parameter's type and range."""
@@ -93,6 +104,8 @@ class Wachter(RecourseMethod):
         self.check_param("cost", "choice", choices=COSTS)
         self.check_param("margin", "float", low=0, high=0.5, open_high=True)
         self.check_param("shrink_steps", "int", low=0)
+        self.check_param("tol", "float", low=0)
+        self.check_param("random_state", "int", optional=True)
 
     def _distance(self, delta: torch.Tensor) -> torch.Tensor:
         if self.cost == "l1":
@@ -108,22 +121,26 @@ class Wachter(RecourseMethod):
 
         feasible = FeasibleSet(schema, X)
         x0 = as_tensor(X)
-        z = x0.clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([z], lr=self.lr)
+        z = x0
         lam = torch.full((len(X),), float(self.lam), dtype=x0.dtype)
         done = np.zeros(len(X), dtype=bool)
         result = np.full_like(X, np.nan)
         for _ in range(int(self.n_rounds)):
-            active = torch.as_tensor(~done)
-            for _ in range(int(self.steps)):
-                optimiser.zero_grad(set_to_none=True)
+
+            def objective(z: torch.Tensor, lam: torch.Tensor = lam) -> torch.Tensor:
                 validity_loss = F.softplus(-model.logits(z))  # BCE against the favourable class
-                loss = (lam * validity_loss + self._distance(z - x0)) * active
-                loss.sum().backward()
-                z.grad *= feasible.free & active[:, None]
-                optimiser.step()
-                feasible.project_(z)
-            candidates = schema.snap(z.detach().numpy(), X)
+                return lam * validity_loss + self._distance(z - x0)
+
+            z, _ = adam_search(
+                z,
+                objective,
+                feasible,
+                steps=self.steps,
+                lr=self.lr,
+                active=torch.as_tensor(~done),
+                tol=self.tol,
+            )
+            candidates = schema.snap(z.numpy(), X)
             newly = accepts(model, candidates, threshold) & ~done
             result[newly] = candidates[newly]
             done |= newly
