@@ -15,14 +15,18 @@ from ..models._torch import as_tensor
 
 
 def project_simplex(V: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection of every row of ``V`` onto the probability simplex."""
-    k = V.shape[1]
-    sorted_v, _ = torch.sort(V, dim=1, descending=True)
-    cumulative = sorted_v.cumsum(dim=1) - 1.0
+    """Euclidean projection of every vector along the last axis of ``V`` onto the simplex.
+
+    Entries equal to ``-inf`` are padding: they take no part and come back as 0, so groups of
+    different sizes can be projected in one padded tensor.
+    """
+    k = V.shape[-1]
+    sorted_v, _ = torch.sort(V, dim=-1, descending=True)
+    cumulative = sorted_v.cumsum(dim=-1) - 1.0
     index = torch.arange(1, k + 1, dtype=V.dtype)
-    support = sorted_v - cumulative / index > 0
-    rho = support.to(V.dtype).cumsum(dim=1).argmax(dim=1, keepdim=True)
-    theta = cumulative.gather(1, rho) / (rho + 1).to(V.dtype)
+    support = sorted_v - cumulative / index > 0  # NaN on padding compares False
+    rho = support.sum(dim=-1, keepdim=True) - 1
+    theta = cumulative.gather(-1, rho) / (rho + 1).to(V.dtype)
     return torch.clamp(V - theta, min=0.0)
 
 
@@ -34,14 +38,28 @@ class FeasibleSet:
         self.lower, self.upper = as_tensor(lo), as_tensor(hi)
         self.groups = [list(g) for g in schema.groups]
         self.free = self.lower < self.upper  # coordinates a gradient step may move
+        # all groups as one padded (G, k_max) index, projected together
+        width = max((len(g) for g in self.groups), default=0)
+        padded = [g + [0] * (width - len(g)) for g in self.groups]
+        self._index = torch.tensor(padded, dtype=torch.long)
+        self._member = torch.tensor([[i < len(g) for i in range(width)] for g in self.groups])
+        self._columns = self._index[self._member] if self.groups else self._index
 
     def project_(self, Z: torch.Tensor) -> None:
         """Project candidates in place: one-hot groups onto the simplex, then into the box."""
         with torch.no_grad():
-            for cols in self.groups:
-                Z[:, cols] = project_simplex(Z[:, cols])
+            if self.groups:
+                blocks = Z[:, self._index].masked_fill(~self._member, float("-inf"))
+                Z[:, self._columns] = project_simplex(blocks)[:, self._member]
             torch.maximum(Z, self.lower, out=Z)
             torch.minimum(Z, self.upper, out=Z)
+
+    def subset(self, rows: torch.Tensor) -> FeasibleSet:
+        """The feasible set of the rows ``rows`` only (an index or a boolean mask)."""
+        part = object.__new__(FeasibleSet)
+        part.__dict__.update(self.__dict__)
+        part.lower, part.upper, part.free = self.lower[rows], self.upper[rows], self.free[rows]
+        return part
 
 
 def adam_search(

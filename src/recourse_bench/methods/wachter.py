@@ -10,8 +10,9 @@ Algorithm (batched over all factuals, one tensor computation):
    masked), each step is projected onto the per-row box (bounds, directions) and one-hot groups
    onto the simplex;
 2. every ``steps`` steps, snap the candidates (round one-hot groups and integers) and mark the rows
-   that h accepts with probability >= 0.5 + margin as done (they stop moving); multiply lam of the other rows by
-   ``lam_growth``; stop after ``n_rounds`` rounds (rows never accepted return NaN);
+   that h accepts with probability >= 0.5 + margin as done (later rounds search only the
+   others); multiply lam of the other rows by ``lam_growth``; stop after ``n_rounds`` rounds
+   (rows never accepted return NaN);
 3. line search: move each recourse back towards its factual as far as it stays valid (bisection).
 
 Hyperparameters and defaults: ``lam=0.1``, ``lam_growth=3``, ``n_rounds=15``, ``steps=100``,
@@ -121,29 +122,30 @@ class Wachter(RecourseMethod):
 
         feasible = FeasibleSet(schema, X)
         x0 = as_tensor(X)
-        z = x0
+        z = x0.clone()
         lam = torch.full((len(X),), float(self.lam), dtype=x0.dtype)
         done = np.zeros(len(X), dtype=bool)
         result = np.full_like(X, np.nan)
         for _ in range(int(self.n_rounds)):
+            rows = np.flatnonzero(~done)  # each round searches only the rows not yet done
+            x_rows, lam_rows = x0[rows], lam[rows]
 
-            def objective(z: torch.Tensor, lam: torch.Tensor = lam) -> torch.Tensor:
+            def objective(z: torch.Tensor, x_rows=x_rows, lam_rows=lam_rows) -> torch.Tensor:
                 validity_loss = F.softplus(-model.logits(z))  # BCE against the favourable class
-                return lam * validity_loss + self._distance(z - x0)
+                return lam_rows * validity_loss + self._distance(z - x_rows)
 
-            z, _ = adam_search(
-                z,
+            z[rows], _ = adam_search(
+                z[rows],
                 objective,
-                feasible,
+                feasible.subset(torch.as_tensor(rows)),
                 steps=self.steps,
                 lr=self.lr,
-                active=torch.as_tensor(~done),
                 tol=self.tol,
             )
-            candidates = schema.snap(z.numpy(), X)
-            newly = accepts(model, candidates, threshold) & ~done
-            result[newly] = candidates[newly]
-            done |= newly
+            candidates = schema.snap(z[rows].numpy(), X[rows])
+            valid = accepts(model, candidates, threshold)
+            result[rows[valid]] = candidates[valid]
+            done[rows[valid]] = True
             if done.all():
                 break
             lam[torch.as_tensor(~done)] *= self.lam_growth
