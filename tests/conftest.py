@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from recourse_bench import cli
@@ -25,6 +26,19 @@ def pytest_configure(config):
         os.environ[DATA_ENV] = str(SHARED_DATA)
     if os.environ.get("CI") and not Path(os.environ.get(DATA_ENV, "")).is_dir():
         raise pytest.UsageError(f"CI needs the reference data: set {DATA_ENV} to a folder")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Run torch on one thread, as the harness does in every worker.
+
+    Small batches gain nothing from more threads, and two threads contending with other work on
+    a 2-core machine made them several times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def data_available() -> bool:
