@@ -24,11 +24,18 @@ def test_quick_benchmark_is_the_documented_matrix():
     config = load_config(ROOT / "benchmarks" / "quick.yaml")
     assert [d.name for d in config.datasets] == ["german", "synthetic-gaussians"]
     assert [m.name for m in config.models] == ["logreg", "mlp"]
-    assert [m.name for m in config.methods] == ["wachter"]
+    assert [m.name for m in config.methods] == [
+        "wachter",
+        "roar",
+        "probe",
+        "trex",
+        "growing-spheres",
+        "nearest-neighbour",
+    ]
     assert [s.name for s in config.shifts] == ["retrain-seed", "weight-perturbation"]
     assert all(s.build().n_models == 10 for s in config.shifts)
     assert config.seeds == (0, 1, 2)
-    assert len(plan(config)) == 24
+    assert len(plan(config)) == 144
 
 
 def test_readme_plugin_example_runs(tmp_path):
