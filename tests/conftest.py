@@ -5,6 +5,7 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -39,6 +40,23 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def assert_recourse_contract(schema, model, factuals, recourses, min_coverage=0.0):
+    """Assert what every method promises of its recourses; return the rows found.
+
+    One row per factual, each a full recourse or all NaN; at least ``min_coverage`` found; no
+    immutable, bound, direction or one-hot group broken; every recourse accepted by ``model``.
+    """
+    assert recourses.shape == factuals.shape
+    found = ~np.isnan(recourses).any(axis=1)
+    assert np.isnan(recourses[~found]).all(), "a row is either a full recourse or all NaN"
+    assert found.mean() >= min_coverage, f"coverage {found.mean():.3f} < {min_coverage}"
+    assert not schema.violations(recourses[found], factuals[found]).any()
+    frozen = ~schema.mutable_mask
+    np.testing.assert_array_equal(recourses[found][:, frozen], factuals[found][:, frozen])
+    assert (model.predict(recourses[found]) == 1).all()
+    return found
 
 
 def data_available() -> bool:

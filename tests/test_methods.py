@@ -12,6 +12,8 @@ import pytest
 
 from recourse_bench import registry
 
+from .conftest import assert_recourse_contract
+
 N_FACTUALS = 30
 PROBLEMS = [
     ("german", {}, "logreg"),
@@ -63,12 +65,5 @@ def test_recourses_keep_the_schema_and_are_accepted(problems, name, problem):
     before = factuals.copy()
     recourses = method.fit(model, splits).generate(factuals)
     np.testing.assert_array_equal(factuals, before)  # the input is not mutated
-    assert recourses.shape == factuals.shape
-    found = ~np.isnan(recourses).any(axis=1)
-    assert np.isnan(recourses[~found]).all(), "a row is either a full recourse or all NaN"
+    found = assert_recourse_contract(splits.schema, model, factuals, recourses)
     assert found.any(), f"{name} found no recourse at all on {problem}"
-    schema = splits.schema
-    assert not schema.violations(recourses[found], factuals[found]).any()
-    frozen = ~schema.mutable_mask
-    np.testing.assert_array_equal(recourses[found][:, frozen], factuals[found][:, frozen])
-    assert (model.predict(recourses[found]) == 1).all()

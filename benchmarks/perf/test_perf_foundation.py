@@ -5,18 +5,8 @@ Each benchmark also asserts the quality of what it timed, so a faster but broken
 
 import numpy as np
 import pytest
-import torch
 
 from recourse_bench import load_config, registry, run_benchmark
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The harness runs torch on one thread per worker; time it the same way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module", params=["logreg", "mlp"])

@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from recourse_bench import registry
 
 N_FACTUALS = 1000
 METHODS = ["wachter", "growing-spheres", "nearest-neighbour", "roar", "probe", "trex"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The harness runs torch on one thread per worker; time it the same way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
