@@ -46,7 +46,8 @@ def assert_recourse_contract(schema, model, factuals, recourses, min_coverage=0.
     """Assert what every method promises of its recourses; return the rows found.
 
     One row per factual, each a full recourse or all NaN; at least ``min_coverage`` found; no
-    immutable, bound, direction or one-hot group broken; every recourse accepted by ``model``.
+    immutable, bound, direction or one-hot group broken; integer columns on their grid; every
+    recourse accepted by ``model``.
     """
     assert recourses.shape == factuals.shape
     found = ~np.isnan(recourses).any(axis=1)
@@ -55,6 +56,10 @@ def assert_recourse_contract(schema, model, factuals, recourses, min_coverage=0.
     assert not schema.violations(recourses[found], factuals[found]).any()
     frozen = ~schema.mutable_mask
     np.testing.assert_array_equal(recourses[found][:, frozen], factuals[found][:, frozen])
+    steps = np.asarray(schema.steps, dtype=float)
+    grid = steps > 0
+    units = (recourses[found][:, grid] - schema.lower_array[grid]) / steps[grid]
+    np.testing.assert_allclose(units, np.round(units), atol=1e-6, err_msg="integer off its grid")
     assert (model.predict(recourses[found]) == 1).all()
     return found
 

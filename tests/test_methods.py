@@ -11,17 +11,55 @@ import numpy as np
 import pytest
 
 from recourse_bench import registry
+from recourse_bench.api import DataError, NotApplicable, Schema, Splits
 
 from .conftest import assert_recourse_contract
 
 N_FACTUALS = 30
 PROBLEMS = [
+    ("toy", {}, "logreg"),
+    ("toy", {}, "mlp"),
     ("german", {}, "logreg"),
     ("german", {}, "mlp"),
     ("german", {}, "forest"),
     ("synthetic-gaussians", {"n_features": 5, "n_samples": 600}, "mlp"),
     ("synthetic-gaussians", {"n_features": 5, "n_samples": 600}, "forest"),
 ]
+
+
+def toy_splits(seed: int = 0, n: int = 1500) -> Splits:
+    """A small problem with every kind of constraint a schema can state.
+
+    Columns: free, decrease-only, integer (step 0.1), an immutable integer feature (step 0.5), a
+    mutable three-level one-hot group and an immutable two-level one.
+    """
+    schema = Schema(
+        features=("free", "falls", "count", "fixed", "g=a", "g=b", "g=c", "h=x", "h=y"),
+        kinds=("continuous", "continuous", "integer", "integer", *["categorical"] * 5),
+        immutable=(False, False, False, True, False, False, False, True, True),
+        direction=(0, -1, 0, 0, 0, 0, 0, 0, 0),
+        lower=(0.0,) * 9,
+        upper=(1.0,) * 9,
+        steps=(0.0, 0.0, 0.1, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0),
+        groups=((4, 5, 6), (7, 8)),
+    )
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, 9))
+    X[:, 2] = np.round(X[:, 2] * 10) / 10
+    X[:, 3] = np.round(X[:, 3] * 2) / 2
+    X[:, 4:7] = np.eye(3)[rng.integers(0, 3, n)]
+    X[:, 7:9] = np.eye(2)[rng.integers(0, 2, n)]
+    score = 3 * X[:, 0] - 3 * X[:, 1] + 2 * X[:, 2] + X[:, 3] + 1.5 * X[:, 5] - X[:, 6] - 1.5
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-4 * score))).astype(int)
+    cut = 2 * n // 3
+    return Splits(X[:cut], y[:cut], X[cut:], y[cut:], schema, name="toy")
+
+
+def load(dataset: str, params: dict) -> Splits:
+    """The splits of a problem: the hand-made toy one or a registered dataset."""
+    if dataset == "toy":
+        return toy_splits()
+    return registry.get("dataset", dataset)(**params).load(0)
 
 
 def builtin_methods() -> list[str]:
@@ -38,7 +76,7 @@ def problems():
     """Splits, a trained model and rejected factuals per problem, built once."""
     built = {}
     for dataset, params, model_name in PROBLEMS:
-        splits = registry.get("dataset", dataset)(**params).load(0)
+        splits = load(dataset, params)
         model = registry.get("model", model_name)().fit(splits.X_train, splits.y_train, seed=0)
         factuals = splits.X_test[model.predict(splits.X_test) == 0][:N_FACTUALS]
         built[dataset, model_name] = (splits, model, factuals)
@@ -67,3 +105,62 @@ def test_recourses_keep_the_schema_and_are_accepted(problems, name, problem):
     np.testing.assert_array_equal(factuals, before)  # the input is not mutated
     found = assert_recourse_contract(splits.schema, model, factuals, recourses)
     assert found.any(), f"{name} found no recourse at all on {problem}"
+
+
+@pytest.mark.parametrize("name", builtin_methods())
+def test_a_fitted_method_pickles_and_generates_the_same(problems, name):
+    import pickle
+
+    splits, model, factuals = problems["german", "mlp"]
+    method = registry.get("method", name)(random_state=0).fit(model, splits)
+    copy = pickle.loads(pickle.dumps(method))
+    np.testing.assert_array_equal(method.generate(factuals[:5]), copy.generate(factuals[:5]))
+
+
+@pytest.mark.parametrize("name", builtin_methods())
+def test_generate_works_under_no_grad(problems, name):
+    import torch
+
+    splits, model, factuals = problems["german", "mlp"]
+    method = registry.get("method", name)(random_state=0).fit(model, splits)
+    expected = method.generate(factuals[:5])
+    with torch.no_grad():
+        np.testing.assert_array_equal(method.generate(factuals[:5]), expected)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda X: X[0], "2-D array"),
+        (lambda X: X[:, :-1], "columns"),
+        (lambda X: np.where(np.arange(X.shape[1]) == 0, np.nan, X), "NaN or inf"),
+    ],
+)
+@pytest.mark.parametrize("name", builtin_methods())
+def test_unusable_factuals_get_one_clear_error(problems, name, bad, message):
+    splits, model, factuals = problems["german", "logreg"]
+    method = registry.get("method", name)(random_state=0).fit(model, splits)
+    with pytest.raises(DataError, match=message):
+        method.generate(bad(factuals[:3]))
+
+
+@pytest.mark.parametrize("name", builtin_methods())
+def test_fit_refuses_a_model_the_method_cannot_use(problems, name):
+    splits, model, _ = problems["german", "forest"]
+    method = registry.get("method", name)()
+    if method.skip_reason(model) is None:
+        method.fit(model, splits)
+    else:
+        with pytest.raises(NotApplicable, match="differentiable"):
+            method.fit(model, splits)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("wachter", {"lam": float("inf")}), ("roar", {"delta_max": float("inf")})],
+)
+def test_infinite_parameters_are_refused(name, params):
+    from recourse_bench.api import ConfigError
+
+    with pytest.raises(ConfigError, match="must be a number"):
+        registry.get("method", name)(**params).validate_params()

@@ -287,7 +287,7 @@ def test_generate_before_fit_raises_not_fitted(method):
         ("growing-spheres", {"eta": 0.0}, "eta must be a number > 0"),
         ("growing-spheres", {"max_shells": 0}, "max_shells must be an integer >= 1"),
         ("growing-spheres", {"max_halvings": -1}, "max_halvings must be an integer >= 0"),
-        ("growing-spheres", {"cost": "l3"}, "cost must be one of l2, l1"),
+        ("growing-spheres", {"cost": "l3"}, "cost must be one of l1, l2"),
         ("growing-spheres", {"sparse": "yes"}, "sparse must be one of True, False"),
         ("growing-spheres", {"random_state": 1.5}, "random_state must be an integer"),
         ("nearest-neighbour", {"cost": "cosine"}, "cost must be one of l1, l2"),

@@ -7,7 +7,7 @@ import torch
 
 import recourse_bench.methods.roar  # noqa: F401
 from recourse_bench import NotFittedError, registry
-from recourse_bench.api import ConfigError
+from recourse_bench.api import ConfigError, NotApplicable
 from recourse_bench.methods._surrogate import gradient_surrogate, lime_surrogate
 from recourse_bench.methods.roar import worst_case_score
 
@@ -238,7 +238,7 @@ def test_gradient_surrogate_is_skipped_on_forests_only(german):
     assert roar(surrogate="gradient").skip_reason(mlp) is None
     assert roar(surrogate="gradient").skip_reason(models["logreg"]) is None
     assert roar().skip_reason(forest) is None
-    with pytest.raises(ConfigError, match="differentiable"):
+    with pytest.raises(NotApplicable, match="differentiable"):
         roar(surrogate="gradient").fit(forest, splits)
 
 
@@ -255,21 +255,42 @@ def walk(validity, tol):
 
 def test_auto_lam_follows_the_authors_rule(gaussians, caplog):
     splits, model, factuals = gaussians
-    method = roar(lam="auto").fit(model, splits)
+    method = roar(lam="auto", random_state=0).fit(model, splits)
     with caplog.at_level(logging.INFO, logger="recourse_bench.methods.roar"):
         recourses = method.generate(factuals)
     assert method.lam_ in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     assert method.lam_ == walk(method.lam_validity_, 0.0)
     assert f"lam={method.lam_:g}" in caplog.text
-    cold = roar(lam=method.lam_).fit(model, splits).generate(factuals)
-    # each grid value starts from the previous one's search: about the same optimum
-    w, b = model.coef_, model.intercept_
+    # every grid value is searched from the factual: the result is the fixed-lam one
+    fixed = roar(lam=method.lam_, random_state=0).fit(model, splits).generate(factuals)
+    np.testing.assert_array_equal(recourses, fixed)
 
-    def loss(recourses):
-        score = worst_case_score(recourses, w, b, 0.1)
-        return np.logaddexp(0, -score) + method.lam_ * np.abs(recourses - factuals).sum(axis=1)
 
-    assert abs(loss(recourses).mean() - loss(cold).mean()) < 0.02
+@pytest.mark.parametrize(
+    ("validity", "lam_tol", "chosen", "tried"),
+    [
+        ([0.90, 0.95, 0.95, 0.94, 1.0], 0.0, 0.3, 4),  # 0.94 < best 0.95: stop, keep 0.3
+        ([0.90, 0.95, 0.95, 0.94, 1.0], 0.02, 0.5, 5),  # within the tolerance: walk on
+        ([0.90, 0.80, 1.0, 1.0, 1.0], 0.0, 0.1, 2),  # an immediate drop keeps the first
+        ([0.5, 0.6, 0.7, 0.8, 0.9], 0.0, 0.5, 5),  # never drops: the largest value
+    ],
+)
+def test_auto_lam_walks_the_grid_until_validity_drops(
+    gaussians, monkeypatch, validity, lam_tol, chosen, tried
+):
+    splits, model, factuals = gaussians
+    factuals = np.resize(factuals, (100, factuals.shape[1]))
+    scripted = iter(validity)
+
+    def scripted_accepts(model, X, threshold=0.5):
+        return np.arange(len(X)) < round(next(scripted) * len(X))
+
+    monkeypatch.setattr("recourse_bench.methods.roar.accepts", scripted_accepts)
+    grid = (0.1, 0.2, 0.3, 0.4, 0.5)
+    method = roar(lam="auto", lam_grid=grid, lam_tol=lam_tol).fit(model, splits)
+    method.generate(factuals)
+    assert method.lam_ == chosen
+    assert sorted(method.lam_validity_) == list(grid[:tried])
 
 
 def test_auto_lam_stops_where_validity_drops(gaussians):
@@ -314,3 +335,43 @@ def test_invalid_parameters_are_rejected(params, message):
 def test_label_shows_changed_parameters_only():
     assert roar().label == "roar"
     assert roar(delta_max=0.2).label == "roar(delta_max=0.2)"
+
+
+# ------------------------------------------------------------------ LIME fit against scipy
+def test_lime_fit_equals_a_direct_solve_of_the_weighted_objective(german):
+    """Same samples (the documented draw), the objective solved by scipy's L-BFGS per row."""
+    from scipy.optimize import minimize
+
+    splits, models = german
+    model, schema = models["mlp"], splits.schema
+    X = german_factuals(splits, model, n=3)
+    n, d = X.shape
+    m, scale, alpha = 200, 0.3, 0.1
+    free = schema.mutable_mask
+    W, b = lime_surrogate(
+        model, X, n_samples=m, scale=scale, alpha=alpha, free=free,
+        lower=schema.lower_array, upper=schema.upper_array, rng=np.random.default_rng(0),
+    )  # fmt: skip
+    noise = np.random.default_rng(0).standard_normal((n, m, d))
+    noise[:, 0] = 0.0
+    Z = np.clip(X[:, None, :] + noise * scale * free, schema.lower_array, schema.upper_array)
+    p = np.clip(model.predict_proba(Z.reshape(-1, d))[:, 1].reshape(n, m), 1e-6, 1 - 1e-6)
+    width = 0.75 * np.sqrt(d)
+    for i in range(n):
+        A = (Z[i] - X[i])[:, free] / scale
+        kernel = np.exp(-(A**2).sum(axis=1) / (2 * width**2))
+
+        def objective(beta, A=A, kernel=kernel, p=p[i]):
+            s = beta[0] + A @ beta[1:]
+            cross_entropy = np.logaddexp(0, s) - p * s
+            return (kernel * cross_entropy).sum() + alpha / 2 * (beta[1:] ** 2).sum()
+
+        solved = minimize(objective, np.zeros(1 + free.sum()), method="L-BFGS-B",
+                          options={"maxiter": 5000, "gtol": 1e-9, "ftol": 1e-15}).x  # fmt: skip
+        expected_w = np.zeros(d)
+        expected_w[free] = solved[1:] / scale
+        np.testing.assert_allclose(W[i], expected_w, atol=1e-3)
+        assert abs(b[i] - (solved[0] - expected_w @ X[i])) < 1e-3
+        unweighted = minimize(lambda beta, A=A, p=p[i]: objective(beta, A, np.ones(m), p),
+                              np.zeros(1 + free.sum()), method="L-BFGS-B").x  # fmt: skip
+        assert np.abs(unweighted[1:] / scale - W[i][free]).max() > 1e-2  # the kernel matters

@@ -11,6 +11,7 @@ small classes whose ``__init__`` only stores keyword parameters, in the scikit-l
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -330,7 +331,7 @@ class Component(BaseEstimator):
             raise ConfigError(f"{problem}, got {value!r}")
         for v in values:
             number_types = (int,) if integer else (int, float)
-            if isinstance(v, bool) or not isinstance(v, number_types) or v != v:
+            if isinstance(v, bool) or not isinstance(v, number_types) or not math.isfinite(v):
                 raise ConfigError(f"{problem}, got {value!r}")
             too_low = low is not None and (v <= low if open_low else v < low)
             too_high = high is not None and (v >= high if open_high else v > high)
@@ -419,8 +420,15 @@ class RecourseMethod(Component):
         return None
 
     def fit(self, model: Classifier, splits: Splits) -> RecourseMethod:
-        """Attach the model and data; methods that learn override and call this first."""
+        """Attach the model and data; methods that learn override and call this first.
+
+        Raises :class:`NotApplicable` (with :meth:`skip_reason`) for a model the method cannot
+        use, such as a random forest for a gradient method.
+        """
         self.validate_params()
+        reason = self.skip_reason(model)
+        if reason is not None:
+            raise NotApplicable(reason)
         self.model_ = model
         self.schema_ = splits.schema
         return self
@@ -428,6 +436,31 @@ class RecourseMethod(Component):
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Return recourses for the factuals ``X`` (NaN rows where none was found)."""
         raise NotImplementedError
+
+    def check_factuals(self, X: Any) -> np.ndarray:
+        """Return the factuals as a new float64 (n, d) array; raise one clear error if unusable."""
+        try:
+            X = np.array(X, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{self.name}: factuals must be numbers ({exc})") from None
+        d = self.schema_.n_features
+        if X.ndim != 2:
+            raise DataError(
+                f"{self.name}: expected a 2-D array of factuals (n, {d}), got shape {X.shape}; "
+                "pass one factual as x.reshape(1, -1)"
+            )
+        if X.shape[1] != d:
+            raise DataError(
+                f"{self.name}: factuals have {X.shape[1]} columns, but the data the method was "
+                f"fitted on has {d}; encode them with the same dataset"
+            )
+        bad = ~np.isfinite(X).all(axis=1)
+        if bad.any():
+            rows = ", ".join(map(str, np.flatnonzero(bad)[:5]))
+            raise DataError(
+                f"{self.name}: factual rows {rows} contain NaN or inf; drop or impute them first"
+            )
+        return X
 
     def check_fitted(self) -> None:
         """Raise :class:`NotFittedError` unless :meth:`fit` was called."""

@@ -36,3 +36,8 @@ def numpy_rng(seed: int) -> np.random.Generator:
 def torch_generator(seed: int) -> torch.Generator:
     """A CPU torch generator for ``seed`` (never the global one)."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def generator_for(random_state: int | None) -> torch.Generator:
+    """A torch generator for a method's ``random_state`` (fresh entropy when it is None)."""
+    return torch_generator(int(np.random.default_rng(random_state).integers(2**62)))

@@ -9,9 +9,24 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from ..api import Classifier, Schema
 from ..models._torch import as_tensor
+
+COSTS = ("l1", "l2")
+
+
+def distance(delta: torch.Tensor, cost: str) -> torch.Tensor:
+    """Per-row L1 or L2 norm of ``delta`` (the L2 norm smoothed at 0 so its gradient exists)."""
+    if cost == "l1":
+        return delta.abs().sum(dim=1)
+    return torch.sqrt((delta**2).sum(dim=1) + 1e-12)
+
+
+def validity_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the favourable class given its log-odds: ``-log sigma(logits)``."""
+    return F.softplus(-logits)
 
 
 def project_simplex(V: torch.Tensor) -> torch.Tensor:
@@ -69,12 +84,13 @@ def adam_search(
     *,
     steps: int,
     lr: float,
-    active: torch.Tensor | None = None,
     finished: Callable[[torch.Tensor], torch.Tensor] | None = None,
     tol: float = 0.0,
     check_every: int = 10,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """Projected Adam on a batch of candidates, each row stopping on its own.
+
+    Gradients are enabled inside even when the caller runs under ``torch.no_grad()``.
 
     Parameters
     ----------
@@ -87,8 +103,6 @@ def adam_search(
         projected back.
     steps, lr : int, float
         Step budget and Adam learning rate.
-    active : bool tensor (n,), optional
-        Rows allowed to move (default all); the others are returned unchanged.
     finished : callable, optional
         Maps ``z`` to a bool tensor (n,): rows that reached their goal stop moving.
     tol : float
@@ -99,14 +113,25 @@ def adam_search(
 
     Returns
     -------
-    z : tensor (n, d)
+    tensor (n, d)
         The candidates, detached.
-    stopped : bool tensor (n,)
-        Rows that stopped early (goal reached or loss converged) rather than at the budget.
     """
+    with torch.enable_grad():
+        return _adam_steps(start, objective, feasible, steps, lr, finished, tol, check_every)
+
+
+def _adam_steps(
+    start: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    feasible: FeasibleSet,
+    steps: int,
+    lr: float,
+    finished: Callable[[torch.Tensor], torch.Tensor] | None,
+    tol: float,
+    check_every: int,
+) -> torch.Tensor:
     n = start.shape[0]
-    moving = torch.ones(n, dtype=torch.bool) if active is None else active.clone()
-    stopped = torch.zeros(n, dtype=torch.bool)
+    moving = torch.ones(n, dtype=torch.bool)
     z = start.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=lr)
     last_loss = torch.full((n,), float("inf"), dtype=start.dtype)
@@ -120,8 +145,6 @@ def adam_search(
                 done = (loss - last_loss).abs() < tol
                 if finished is not None:
                     done |= finished(z)
-                done &= moving
-                stopped |= done
                 moving &= ~done
                 last_loss = loss.detach()
             if not moving.any():
@@ -134,7 +157,7 @@ def adam_search(
         with torch.no_grad():
             z.copy_(torch.where(moving[:, None], z, before))  # momentum never moves a stopped row
         feasible.project_(z)
-    return z.detach(), stopped
+    return z.detach()
 
 
 def accepts(model: Classifier, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -57,10 +57,9 @@ import torch
 
 from ..api import MethodTags, RecourseMethod
 from ..registry import register
-from ..seeding import torch_generator
-from ._search import accepts
+from ..seeding import generator_for
+from ._search import COSTS, accepts
 
-COSTS = ("l2", "l1")
 # sampled values per block of rows: 8 MB per float64 array, small enough to stay cache-friendly
 BLOCK_ELEMENTS = 2**20
 
@@ -86,7 +85,9 @@ class GrowingSpheres(RecourseMethod):
     sparse : bool, default True
         Run the feature-wise sparsification pass.
     random_state : int or None, default None
-        Seeds a numpy generator, which seeds the torch generator that draws the candidates.
+        Seeds the torch generator that draws the candidates. All factuals share one stream,
+        so a factual's recourse depends on the other rows of the batch (the harness always
+        passes the same factuals in the same order, so its runs are reproducible).
 
     Notes
     -----
@@ -200,10 +201,9 @@ class GrowingSpheres(RecourseMethod):
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where none was found)."""
         self.check_fitted()
-        X = np.asarray(X, dtype=float)
+        X = self.check_factuals(X)
         schema, model = self.schema_, self.model_
-        rng = np.random.default_rng(self.random_state)
-        generator = torch_generator(int(rng.integers(2**31 - 1)))
+        generator = generator_for(self.random_state)
         n = len(X)
         lo, hi = schema.bounds_for(X)
         free = lo < hi

@@ -13,7 +13,9 @@ Algorithm (batched over chunks of factuals, one tensor computation per chunk):
    e.g. age may only increase); the recourse is the admissible candidate with the smallest cost
    c(x, c) (L1 by default, or L2). Ties (within 1e-9 of the smallest cost) go to the candidate
    that comes first in the training data. A factual with no admissible candidate gets a row of
-   NaN ("no recourse found").
+   NaN ("no recourse found"). Exact equality on the immutables means that a continuous
+   immutable feature (or many immutables on little data, as in Student) leaves few or no
+   admissible candidates: coverage then drops, which the results show rather than hide.
 
 Hyperparameters and defaults: ``cost="l1"``, ``random_state=None`` (unused: the method is
 deterministic; accepted so that every method has the parameter).
@@ -32,9 +34,8 @@ import torch
 
 from ..api import Classifier, MethodTags, RecourseMethod, Splits
 from ..registry import register
-from ._search import accepts
+from ._search import COSTS, accepts
 
-COSTS = ("l1", "l2")
 TIE_TOLERANCE = 1e-9
 CHUNK_BYTES = 32 * 2**20  # one (chunk, n_candidates) float64 distance matrix at most
 
@@ -85,7 +86,7 @@ class NearestNeighbour(RecourseMethod):
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where no candidate is admissible)."""
         self.check_fitted()
-        X = np.asarray(X, dtype=float)
+        X = self.check_factuals(X)
         candidates = self.candidates_
         result = np.full_like(X, np.nan)
         if len(X) == 0 or len(candidates) == 0:

@@ -66,12 +66,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..api import Classifier, MethodTags, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
-from ._search import FeasibleSet, accepts, adam_search, shrink_to_boundary
+from ._search import FeasibleSet, accepts, adam_search, shrink_to_boundary, validity_loss
 
 LOSSES = ("bce", "mse")
 _TINY = 1e-30  # keeps the gradient norm differentiable where the gradient vanishes
@@ -235,13 +234,13 @@ class Probe(RecourseMethod):
 
     def _validity_loss(self, logit: torch.Tensor) -> torch.Tensor:
         if self.loss_type == "bce":
-            return F.softplus(-logit)  # -log h(x')
+            return validity_loss(logit)  # -log h(x')
         return torch.sigmoid(-logit) ** 2  # (1 - h(x'))^2
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where the model rejects the result)."""
         self.check_fitted()
-        X = np.asarray(X, dtype=float)
+        X = self.check_factuals(X)
         schema, model = self.schema_, self.model_
         mutable = schema.mutable_mask
         noise_std = float(np.sqrt(self.noise_variance))
@@ -276,7 +275,7 @@ class Probe(RecourseMethod):
             def finished(z: torch.Tensor, x: np.ndarray = x) -> torch.Tensor:
                 return torch.as_tensor(reached(schema.snap(z.detach().numpy(), x)))
 
-            z, _ = adam_search(
+            z = adam_search(
                 as_tensor(Z[rows]),
                 objective,
                 FeasibleSet(schema, x),

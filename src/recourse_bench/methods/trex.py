@@ -64,6 +64,7 @@ from .. import registry
 from ..api import Classifier, MethodTags, RecourseMethod, Splits
 from ..models._torch import as_tensor
 from ..registry import register
+from ..seeding import generator_for
 from ._search import FeasibleSet, accepts
 
 _CHUNK_ELEMENTS = 2**22  # noisy input elements per chunk (32 MiB of float64 inputs)
@@ -128,11 +129,6 @@ def draw_noise(
     return torch.randn(shape, generator=generator, dtype=torch.float64) * noise_std
 
 
-def _generator(random_state: int | None) -> torch.Generator:
-    seed = int(np.random.default_rng(random_state).integers(2**62))
-    return torch.Generator().manual_seed(seed)
-
-
 def stability(
     model: Classifier,
     X: np.ndarray,
@@ -169,7 +165,7 @@ def stability(
         Stability in [-1, 1]; about h(x) where h is flat around x.
     """
     X = np.asarray(X, dtype=float)
-    generator = _generator(None) if generator is None else generator
+    generator = generator_for(None) if generator is None else generator
     noise = draw_noise(generator, n_samples, X.shape[1], noise_std)
     out = np.full(len(X), np.nan)
     rows = ~np.isnan(X).any(axis=1)
@@ -272,7 +268,7 @@ class TRex(RecourseMethod):
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where none was found)."""
         self.check_fitted()
-        X = np.asarray(X, dtype=float)
+        X = self.check_factuals(X)
         schema, model = self.schema_, self.model_
         result = np.full_like(X, np.nan)
         base = self.base_.generate(X)
@@ -283,7 +279,7 @@ class TRex(RecourseMethod):
         x, centre = X[rows], as_tensor(base[rows])
         feasible = FeasibleSet(schema, x)
         mask = as_tensor(schema.mutable_mask.astype(float))
-        generator = _generator(self.random_state)
+        generator = generator_for(self.random_state)
         z = centre.clone()  # continuous iterate; R and its gradient are taken at snap(z)
         best = centre.clone()  # per row, the snapped iterate with the highest R so far
         best_r = torch.full((len(rows),), -torch.inf, dtype=z.dtype)

@@ -30,14 +30,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..api import MethodTags, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
-from ._search import FeasibleSet, accepts, adam_search, shrink_to_boundary
-
-COSTS = ("l1", "l2")
+from ._search import (
+    COSTS,
+    FeasibleSet,
+    accepts,
+    adam_search,
+    distance,
+    shrink_to_boundary,
+    validity_loss,
+)
 
 
 @register("method", "wachter")
@@ -108,15 +113,10 @@ class Wachter(RecourseMethod):
         self.check_param("tol", "float", low=0)
         self.check_param("random_state", "int", optional=True)
 
-    def _distance(self, delta: torch.Tensor) -> torch.Tensor:
-        if self.cost == "l1":
-            return delta.abs().sum(dim=1)
-        return torch.sqrt((delta**2).sum(dim=1) + 1e-12)
-
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where none was found)."""
         self.check_fitted()
-        X = np.asarray(X, dtype=float)
+        X = self.check_factuals(X)
         schema, model = self.schema_, self.model_
         threshold = 0.5 + self.margin
 
@@ -131,10 +131,9 @@ class Wachter(RecourseMethod):
             x_rows, lam_rows = x0[rows], lam[rows]
 
             def objective(z: torch.Tensor, x_rows=x_rows, lam_rows=lam_rows) -> torch.Tensor:
-                validity_loss = F.softplus(-model.logits(z))  # BCE against the favourable class
-                return lam_rows * validity_loss + self._distance(z - x_rows)
+                return lam_rows * validity_loss(model.logits(z)) + distance(z - x_rows, self.cost)
 
-            z[rows], _ = adam_search(
+            z[rows] = adam_search(
                 z[rows],
                 objective,
                 feasible.subset(torch.as_tensor(rows)),
