@@ -87,6 +87,7 @@ def adam_search(
     finished: Callable[[torch.Tensor], torch.Tensor] | None = None,
     tol: float = 0.0,
     check_every: int = 10,
+    polish_steps: int = 0,
 ) -> torch.Tensor:
     """Projected Adam on a batch of candidates, each row stopping on its own.
 
@@ -110,6 +111,12 @@ def adam_search(
         (0 disables this rule).
     check_every : int
         Steps between two checks of ``finished`` and ``tol``.
+    polish_steps : int
+        Projected-gradient steps with a per-row Armijo step size after Adam, for the rows that
+        did not stop on ``finished`` (0 disables it). Adam's near-sign steps followed by a
+        Euclidean projection stall on the faces of the simplex of a one-hot group; plain
+        projected gradient steps, each accepted only where it lowers the loss enough, go on
+        from there.
 
     Returns
     -------
@@ -117,7 +124,47 @@ def adam_search(
         The candidates, detached.
     """
     with torch.enable_grad():
-        return _adam_steps(start, objective, feasible, steps, lr, finished, tol, check_every)
+        z, reached = _adam_steps(start, objective, feasible, steps, lr, finished, tol, check_every)
+        if polish_steps > 0 and not reached.all():
+            z[~reached] = _polish(z[~reached], objective, feasible, ~reached, polish_steps, lr)
+        return z
+
+
+def _polish(
+    z: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    feasible: FeasibleSet,
+    rows: torch.Tensor,
+    steps: int,
+    step_size: float,
+) -> torch.Tensor:
+    """Projected gradient descent with a per-row Armijo step size, on the rows ``rows``.
+
+    ``objective`` sees the full batch: the rows not polished keep their values.
+    """
+    full = torch.zeros(len(rows), z.shape[1], dtype=z.dtype)
+    t = torch.full((len(z),), float(step_size), dtype=z.dtype)
+    free = feasible.free[rows]
+    part_set = feasible.subset(rows)
+
+    def loss_of(part: torch.Tensor) -> torch.Tensor:
+        batch = full.clone()
+        batch[rows] = part
+        return objective(batch)[rows]
+
+    for _ in range(int(steps)):
+        current = z.clone().requires_grad_(True)
+        loss = loss_of(current)
+        (gradient,) = torch.autograd.grad(loss.sum(), current)
+        with torch.no_grad():
+            candidate = z - t[:, None] * gradient * free
+            part_set.project_(candidate)
+        new_loss = loss_of(candidate).detach()
+        moved = ((candidate - z) ** 2).sum(dim=1)
+        better = new_loss <= loss.detach() - 1e-4 * moved / t
+        z = torch.where(better[:, None], candidate, z)
+        t = torch.where(better, t * 1.5, t / 2)
+    return z
 
 
 def _adam_steps(
@@ -129,9 +176,10 @@ def _adam_steps(
     finished: Callable[[torch.Tensor], torch.Tensor] | None,
     tol: float,
     check_every: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     n = start.shape[0]
     moving = torch.ones(n, dtype=torch.bool)
+    reached = torch.zeros(n, dtype=torch.bool)
     z = start.detach().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=lr)
     last_loss = torch.full((n,), float("inf"), dtype=start.dtype)
@@ -144,7 +192,9 @@ def _adam_steps(
             with torch.no_grad():
                 done = (loss - last_loss).abs() < tol
                 if finished is not None:
-                    done |= finished(z)
+                    goal = finished(z) & moving
+                    reached |= goal
+                    done |= goal
                 moving &= ~done
                 last_loss = loss.detach()
             if not moving.any():
@@ -157,7 +207,7 @@ def _adam_steps(
         with torch.no_grad():
             z.copy_(torch.where(moving[:, None], z, before))  # momentum never moves a stopped row
         feasible.project_(z)
-    return z.detach()
+    return z.detach(), reached
 
 
 def accepts(model: Classifier, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -45,8 +45,8 @@ smaller box here for those features.
 Hyperparameters and defaults: ``delta_max=0.1`` (the authors' value for real data), ``lam=0.1``
 (the default of their ``get_recourse``; their real-data script selects it, ``lam="auto"``),
 ``lam_grid=(0.1, 0.2, ..., 1.0)`` (their grid), ``lam_tol=0.0`` (their strict rule),
-``cost="l1"`` (theirs; ``"l2"`` also offered), ``lr=0.1``, ``steps=200``, ``tol=1e-4`` (their
-threshold), ``surrogate="lime"``, ``n_perturbations=300``, ``lime_scale=0.3``,
+``cost="l1"`` (theirs; ``"l2"`` also offered), ``lr=0.1``, ``steps=200``, ``polish_steps=50``,
+``tol=1e-4`` (their threshold), ``surrogate="lime"``, ``n_perturbations=300``, ``lime_scale=0.3``,
 ``kernel_width=None`` (LIME's 0.75 sqrt(d), in units of ``lime_scale``), ``lime_alpha=0.1``,
 ``random_state=None``.
 
@@ -60,12 +60,13 @@ Where we differ from the authors' code:
   is projected onto the feasible set (immutables, bounds, actionability directions, one-hot
   groups) and snapped at the end. Projected Adam with a small learning rate stalls on the
   faces of that set, so we use lr=0.1, a budget of 200 steps, and the 1e-4 threshold checked
-  every 10 steps per row (checked every step, it stops rows long before they converge). Even
-  so the search is not exact where one-hot groups are involved: on German (logistic model,
-  lam 0.4) a review measured a mean loss gap of about 0.07 to the best point a much longer
-  search finds, mostly in the one-hot columns (Adam's near-sign steps followed by a Euclidean
-  projection stop on the faces of the simplex). The authors' unconstrained search does not
-  face this, but does not respect the groups either;
+  every 10 steps per row (checked every step, it stops rows long before they converge). Adam
+  alone still stops short where one-hot groups are involved (its near-sign steps followed by
+  a Euclidean projection stall on the faces of the simplex), so 50 projected-gradient steps
+  with a per-row Armijo step size follow it. Measured on 60 German factuals at lam 0.4, the
+  mean loss gap to a 5,000-step reference falls from 0.059 to 0.007 (logistic model) and from
+  0.026 to 0.003 (MLP, LIME surrogate). The authors' unconstrained search does not face this,
+  but does not respect the groups either;
 - LIME: the authors call their own fork of LIME per factual (``LimeTabularExplainer`` on the
   training data, ``discretize_continuous=False``, ``feature_selection="none"``, 5,000 samples,
   kernel width 0.75 sqrt(d), ``model_regressor=LogisticRegression()``); CARLA's ROAR uses stock
@@ -171,6 +172,8 @@ class ROAR(RecourseMethod):
         Adam steps at most (per value of lam).
     tol : float, default 1e-4
         Per-row early stop: the loss changed by less than ``tol`` over 10 steps.
+    polish_steps : int, default 50
+        Projected-gradient steps (per-row Armijo step size) after Adam; 0 disables them.
     surrogate : {"lime", "gradient"}, default "lime"
         Local linear model for non-linear classifiers (ignored for linear ones, whose weights
         are used exactly). ``"gradient"`` needs a differentiable model (skipped otherwise).
@@ -207,6 +210,7 @@ class ROAR(RecourseMethod):
         lr: float = 0.1,
         steps: int = 200,
         tol: float = 1e-4,
+        polish_steps: int = 50,
         surrogate: str = "lime",
         n_perturbations: int = 300,
         lime_scale: float = 0.3,
@@ -222,6 +226,7 @@ class ROAR(RecourseMethod):
         self.lr = lr
         self.steps = steps
         self.tol = tol
+        self.polish_steps = polish_steps
         self.surrogate = surrogate
         self.n_perturbations = n_perturbations
         self.lime_scale = lime_scale
@@ -246,6 +251,7 @@ class ROAR(RecourseMethod):
             raise ConfigError(
                 f"{self.name}: lam_grid must be a non-empty list of numbers > 0, got {grid!r}"
             )
+        self.check_param("polish_steps", "int", low=0)
         self.check_param("lam_tol", "float", low=0)
         self.check_param("cost", "choice", choices=COSTS)
         self.check_param("lr", "float", low=0, open_low=True)
@@ -341,6 +347,7 @@ class ROAR(RecourseMethod):
                 steps=self.steps,
                 lr=self.lr,
                 tol=self.tol,
+                polish_steps=self.polish_steps,
             )
         return out
 
