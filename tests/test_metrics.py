@@ -65,3 +65,121 @@ def test_metrics_declare_metadata():
         assert isinstance(m.higher_is_better, bool)
         assert m.bounds[0] <= m.bounds[1]
         assert m.__doc__
+
+
+# ------------------------------------------------------------ oracle-validity and plausibility-lof
+def naive_oracle_validity(factuals, recourses, oracle):
+    """One factual at a time: a recourse counts if it exists and the oracle accepts it."""
+    accepted = [
+        not np.isnan(row).any() and int(oracle.predict(row[None, :])[0]) == 1 for row in recourses
+    ]
+    return sum(accepted) / len(factuals)
+
+
+def naive_lof_inliers(reference, queries, k=5, threshold=1.5):
+    """Breunig et al.'s local outlier factor, written out; inlier where LOF <= 1.5.
+
+    1.5 is scikit-learn's threshold for ``contamination="auto"``; a zero mean reachability
+    distance gets 1e-10 added, as in scikit-learn.
+    """
+    reference = np.asarray(reference, dtype=float)
+
+    def neighbours(point, exclude=None):
+        distances = np.sqrt(((reference - point) ** 2).sum(axis=1))
+        if exclude is not None:
+            distances[exclude] = np.inf
+        order = np.argsort(distances, kind="stable")[:k]
+        return order, distances[order]
+
+    k_distance = np.array([neighbours(o, exclude=i)[1][-1] for i, o in enumerate(reference)])
+
+    def lrd(point, exclude=None):
+        order, distances = neighbours(point, exclude)
+        reach = np.maximum(distances, k_distance[order])
+        return 1.0 / (reach.mean() + 1e-10), order
+
+    density = np.array([lrd(o, exclude=i)[0] for i, o in enumerate(reference)])
+    inliers = []
+    for q in queries:
+        own, order = lrd(q)
+        inliers.append(density[order].mean() / own <= threshold)
+    return np.array(inliers)
+
+
+@pytest.fixture
+def oracle_context(context):
+    """Recourses near the data, one far away and one not found; the Gaussians' Bayes oracle."""
+    recourses = np.array([[0.6, 0.6], [0.3, 0.8], [np.nan, np.nan], [3.0, 3.0], [0.9, 0.1]])
+    factuals = np.zeros_like(recourses)
+    return EvalContext(factuals, recourses, context.model, context.splits)
+
+
+def test_oracle_validity_matches_a_naive_loop(oracle_context):
+    splits = oracle_context.splits
+    assert splits.oracle is not None
+    result = metric("oracle-validity")(oracle_context)
+    expected = naive_oracle_validity(
+        oracle_context.factuals, oracle_context.recourses, splits.oracle
+    )
+    assert (result.value, result.n) == (pytest.approx(expected), 5)
+    # the oracle, not the model, decides
+    always = EvalContext(**{**vars(oracle_context), "model": linear_classifier(np.zeros(2), 1e6)})
+    assert metric("oracle-validity")(always) == result
+
+
+def test_oracle_validity_without_oracle_does_not_apply(oracle_context):
+    from dataclasses import replace
+
+    from recourse_bench.api import NotApplicable
+
+    no_oracle = replace(oracle_context.splits, oracle=None)
+    with pytest.raises(NotApplicable, match="has no oracle; use labels: gold"):
+        metric("oracle-validity")(EvalContext(**{**vars(oracle_context), "splits": no_oracle}))
+
+
+def test_plausibility_lof_matches_a_naive_lof_on_oracle_accepted_points(oracle_context):
+    splits = oracle_context.splits
+    reference = splits.X_train[splits.oracle.predict(splits.X_train) == 1]
+    found = oracle_context.found
+    inliers = naive_lof_inliers(reference, oracle_context.recourses[found])
+    assert not inliers[2]  # the far point
+    result = metric("plausibility-lof")(oracle_context)
+    assert (result.value, result.n) == (pytest.approx(inliers.mean()), 4)
+
+
+def test_plausibility_lof_without_oracle_uses_the_favourable_training_points(oracle_context):
+    from dataclasses import replace
+
+    splits = replace(oracle_context.splits, oracle=None)
+    reference = splits.X_train[splits.y_train == 1]
+    queries = oracle_context.recourses[oracle_context.found]
+    expected = naive_lof_inliers(reference, queries).mean()
+    result = metric("plausibility-lof")(EvalContext(**{**vars(oracle_context), "splits": splits}))
+    assert (result.value, result.n) == (pytest.approx(expected), 4)
+
+
+def test_plausibility_lof_is_nan_without_recourse(oracle_context):
+    nothing = np.full_like(oracle_context.recourses, np.nan)
+    result = metric("plausibility-lof")(
+        EvalContext(**{**vars(oracle_context), "recourses": nothing})
+    )
+    assert np.isnan(result.value) and result.n == 0
+
+
+def test_plausibility_lof_subsamples_a_large_reference_deterministically(monkeypatch, context):
+    from recourse_bench.metrics import oracle
+
+    full = oracle.lof_reference(context.splits)
+    monkeypatch.setattr(oracle, "LOF_MAX_REFERENCE", 20)
+    sample = oracle.lof_reference(context.splits)
+    assert sample.shape == (20, full.shape[1])
+    np.testing.assert_array_equal(sample, oracle.lof_reference(context.splits))
+    rows = {tuple(row) for row in full}
+    assert all(tuple(row) in rows for row in sample)
+    assert len({tuple(row) for row in sample}) == 20  # without replacement
+
+
+def test_oracle_metrics_declare_their_metadata():
+    for name in ("oracle-validity", "plausibility-lof"):
+        m = metric(name)
+        assert (m.stage, m.higher_is_better, m.bounds) == ("static", True, (0.0, 1.0))

@@ -201,7 +201,8 @@ class Splits:
         Reads and encodes a deferred future split on demand (its files may not be needed, or
         present, for the base data).
     oracle : Classifier or None
-        The ground-truth labeller where the dataset has one (synthetic data).
+        The ground-truth labeller where the dataset has one: the Bayes classifier of synthetic
+        data, or the gold labeller of a real dataset loaded with ``labels: gold``.
     name : str
         The dataset's registered name.
     """

@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 
 from ..api import Dataset, Splits
+from ..seeding import derive_seed, numpy_rng
 from . import _files
 from ._encoding import Column, TabularEncoder, encode_splits
+from ._gold import fit_gold_labeller, gold_labels
 
 Frame = tuple[pd.DataFrame, np.ndarray]
+LABELS = ("observed", "gold")
 _FRAMES: dict[tuple[str, str], Frame | None] = {}
 
 
@@ -51,17 +54,28 @@ class TabularDataset(Dataset):
     ----------
     test_size : float, default 0.3
         Share of rows held out (stratified) as the test split, from which factuals are drawn.
+    labels : {"observed", "gold"}, default "observed"
+        ``observed`` keeps the dataset's own labels. ``gold`` makes the data semi-synthetic, as
+        GenRe (Garg, Nagalapatti and Sarawagi, ICLR 2025) does: after the usual split and
+        encoding, a gold labeller (a class-balanced random forest calibrated with isotonic
+        regression, :mod:`recourse_bench.datasets._gold`) is fitted on train + test with the
+        observed labels, the training and test labels are redrawn as y ~ Bernoulli(p(x)), and
+        the labeller becomes ``Splits.oracle``, the ground truth of ``oracle-validity``. The
+        features, the split and the schema are those of ``observed``; the future split of a
+        natural shift keeps its observed labels (see :meth:`load`).
     """
 
     info: ClassVar[DatasetInfo]
     files: ClassVar[tuple[_files.DataFile, ...]] = ()
 
-    def __init__(self, test_size: float = 0.3):
+    def __init__(self, test_size: float = 0.3, labels: str = "observed"):
         self.test_size = test_size
+        self.labels = labels
 
     def validate_params(self) -> None:
-        """``test_size`` must lie strictly between 0 and 1."""
+        """``test_size`` must lie strictly between 0 and 1; ``labels`` is observed or gold."""
         self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
+        self.check_param("labels", "choice", choices=LABELS)
 
     def columns(self) -> list[Column]:
         """The encoding of every feature column of :meth:`read_frame`."""
@@ -92,19 +106,44 @@ class TabularDataset(Dataset):
         return type(self).read_future is not TabularDataset.read_future
 
     def load(self, seed: int) -> Splits:
-        """Split with ``seed`` and encode with training statistics.
+        """Split with ``seed`` and encode with training statistics; with gold labels, relabel.
 
         The future split is deferred: :meth:`Splits.future_split` reads and encodes it (with the
         same training statistics) when a natural shift needs it, so the base data load even
         where the future's files are absent.
+
+        With ``labels="gold"`` the split of a seed is that of observed labels (stratified
+        on the observed ones), then :meth:`gold_splits` relabels it. The future split keeps its
+        observed labels: it stands for the world after the shift (a data correction, later
+        years, another school), which the labeller, fitted before the shift, cannot know;
+        relabelling it with that labeller would remove the concept change that the natural
+        shift is there to measure.
         """
+        self.validate_params()
         base = self.frame("base")
         assert base is not None
         features, target = base
         splits = encode_splits(features, target, self.columns(), seed, self.test_size, self.name)
+        if self.labels == "gold":
+            splits = self.gold_splits(splits, seed)
         if not self.has_future():
             return splits
         return replace(splits, future_source=partial(encode_future, self, splits.encoder))
+
+    def gold_splits(self, splits: Splits, seed: int) -> Splits:
+        """``splits`` with labels redrawn from a gold labeller fitted on train + test.
+
+        The labeller's seed and the generator of the labels (training rows first, then test
+        rows) are derived from ``seed`` and the dataset's name, so they are deterministic per
+        (dataset, seed). The labeller is ``oracle`` of the result.
+        """
+        X = np.concatenate([splits.X_train, splits.X_test])
+        y = np.concatenate([splits.y_train, splits.y_test])
+        labeller = fit_gold_labeller(X, y, derive_seed(seed, "gold-labeller", self.name))
+        rng = numpy_rng(derive_seed(seed, "gold-labels", self.name))
+        y_train = gold_labels(labeller, splits.X_train, rng)
+        y_test = gold_labels(labeller, splits.X_test, rng)
+        return replace(splits, y_train=y_train, y_test=y_test, oracle=labeller)
 
 
 def encode_future(

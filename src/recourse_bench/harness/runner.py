@@ -170,9 +170,7 @@ def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
         splits=splits,
     )
     metrics: list[Metric] = [registry.get("metric", name) for name in settings.metrics]
-    rows = [
-        _row(task, None, metric=m.name, measured=m(context)) for m in metrics if m.stage == "static"
-    ]
+    rows = [_measure(task, None, m, context) for m in metrics if m.stage == "static"]
     failed = {shift: (status, reason) for shift, status, reason in task.failed}
     update_metrics = [m for m in metrics if m.stage == "update"]
     shift_metrics = [m for m in metrics if m.stage == "shift"]
@@ -184,13 +182,25 @@ def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
         updated_models = stages.updates(task.seed, task.dataset, task.model, shift)
         for draw, updated in enumerate(updated_models):
             updated_context = replace(context, updated=updated)
-            rows += [
-                _row(task, shift, metric=m.name, measured=m(updated_context), draw=draw)
-                for m in update_metrics
-            ]
+            rows += [_measure(task, shift, m, updated_context, draw) for m in update_metrics]
         whole_shift = replace(context, updated_models=tuple(updated_models))
-        rows += [_row(task, shift, metric=m.name, measured=m(whole_shift)) for m in shift_metrics]
+        rows += [_measure(task, shift, m, whole_shift) for m in shift_metrics]
     return rows
+
+
+def _measure(
+    task: Task,
+    shift: ComponentSpec | None,
+    metric: Metric,
+    context: EvalContext,
+    draw: int | None = None,
+) -> dict[str, Any]:
+    """One metric's row; a metric that does not apply here is a ``skipped`` row with the reason."""
+    try:
+        measured = metric(context)
+    except NotApplicable as exc:
+        return _row(task, shift, metric=metric.name, draw=draw, status="skipped", reason=str(exc))
+    return _row(task, shift, metric=metric.name, measured=measured, draw=draw)
 
 
 def _row(

@@ -1,0 +1,96 @@
+"""Static metrics against the data's ground truth: oracle validity and LOF plausibility.
+
+Both follow GenRe (Garg, Nagalapatti and Sarawagi, ICLR 2025), which reports validity under the
+gold labeller and the share of recourses that a local outlier factor, fitted on the points the gold
+labeller accepts, calls inliers. The ground truth is ``Splits.oracle``: the Bayes classifier of a
+synthetic dataset, or the gold labeller of a real dataset loaded with ``labels: gold``
+(:mod:`recourse_bench.datasets._gold`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.neighbors import LocalOutlierFactor
+
+from ..api import EvalContext, MetricValue, NotApplicable, Splits, share
+from ..seeding import derive_seed, numpy_rng
+from ._define import metric
+
+LOF_NEIGHBOURS = 5
+LOF_MAX_REFERENCE = 20_000
+
+
+def no_oracle_reason(splits: Splits) -> str:
+    """Why oracle metrics cannot be computed on ``splits`` (a dataset without ground truth)."""
+    return f"dataset {splits.name!r} has no oracle; use labels: gold"
+
+
+@metric("oracle-validity", stage="static", higher_is_better=True)
+def oracle_validity(ctx: EvalContext) -> MetricValue:
+    """Share of factuals whose recourse the data's oracle accepts (n = factuals).
+
+    The oracle is ``splits.oracle``: the ground truth of a synthetic dataset, or the gold
+    labeller of a real dataset loaded with ``labels: gold``. A factual without recourse counts as
+    invalid. A dataset without an oracle raises :class:`~recourse_bench.api.NotApplicable`: the
+    harness records a ``skipped`` row saying to use ``labels: gold``.
+
+    >>> from dataclasses import replace
+    >>> import numpy as np
+    >>> from recourse_bench import registry
+    >>> from recourse_bench.api import EvalContext
+    >>> from recourse_bench.models import linear_classifier
+    >>> splits = registry.get("dataset", "synthetic-gaussians")(n_samples=100).load(0)
+    >>> truth = linear_classifier(np.array([1.0, 0.0]), -0.5)  # accepts x0 >= 0.5
+    >>> recourses = np.array([[0.7, 0.1], [0.2, 0.9], [np.nan, np.nan]])
+    >>> ctx = EvalContext(np.zeros((3, 2)), recourses, None, replace(splits, oracle=truth))
+    >>> oracle_validity(ctx)
+    MetricValue(value=0.3333333333333333, n=3)
+    """
+    oracle = ctx.splits.oracle
+    if oracle is None:
+        raise NotApplicable(no_oracle_reason(ctx.splits))
+    return share(ctx.accepted_by(oracle))
+
+
+def lof_reference(splits: Splits) -> np.ndarray:
+    """The training points a plausible recourse should resemble.
+
+    Those the oracle accepts (GenRe's choice: the gold labeller's positives), or, for a dataset
+    without oracle, those labelled 1. More than :data:`LOF_MAX_REFERENCE` points are
+    sub-sampled without replacement by a generator seeded from the dataset's name and the
+    number of points, so that the metric stays a deterministic function of the splits.
+    """
+    if splits.oracle is not None:
+        accepted = np.asarray(splits.oracle.predict(splits.X_train)) == 1
+    else:
+        accepted = np.asarray(splits.y_train) == 1
+    reference = np.asarray(splits.X_train, dtype=float)[accepted]
+    if len(reference) > LOF_MAX_REFERENCE:
+        rng = numpy_rng(derive_seed(0, "plausibility-lof", splits.name, len(reference)))
+        keep = np.sort(rng.choice(len(reference), size=LOF_MAX_REFERENCE, replace=False))
+        reference = reference[keep]
+    return reference
+
+
+@metric("plausibility-lof", stage="static", higher_is_better=True)
+def plausibility_lof(ctx: EvalContext) -> MetricValue:
+    """Share of found recourses that a local outlier factor calls inliers (n = recourses found).
+
+    scikit-learn's ``LocalOutlierFactor(n_neighbors=5, novelty=True)`` is fitted on
+    :func:`lof_reference`: the training points the oracle accepts, or where the dataset has no
+    oracle, the training points labelled 1; at most 20,000 of them (a seeded sub-sample). NaN
+    with ``n`` 0 when no recourse was found or there are fewer than 6 reference points.
+
+    Exact duplicates among the reference points have a local density of 1e10 (scikit-learn adds
+    1e-10 to a zero reachability distance), so a recourse close to, but not on, a cluster of
+    duplicates is an outlier: recourses that copy training points are favoured, as in GenRe's
+    evaluation.
+    """
+    found = ctx.found
+    n = int(found.sum())
+    reference = lof_reference(ctx.splits)
+    if not n or len(reference) <= LOF_NEIGHBOURS:
+        return MetricValue(float("nan"), 0)
+    lof = LocalOutlierFactor(n_neighbors=LOF_NEIGHBOURS, novelty=True).fit(reference)
+    inlier = lof.predict(np.asarray(ctx.recourses[found], dtype=float)) == 1
+    return MetricValue(float(inlier.mean()), n)
