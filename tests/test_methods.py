@@ -84,7 +84,7 @@ def problems():
 
 
 def test_every_method_of_the_specification_is_registered():
-    expected = {"wachter", "growing-spheres", "nearest-neighbour", "roar", "probe", "trex"}
+    expected = {"wachter", "growing-spheres", "nearest-neighbour", "roar", "probe", "trex", "genre"}
     assert expected <= set(builtin_methods())
 
 

@@ -1,5 +1,5 @@
 """Recourse methods: ``fit(model, splits)`` then ``generate(X) -> X_cf`` (NaN row = none found)."""
 
-from . import growing_spheres, nearest_neighbour, probe, roar, trex, wachter
+from . import genre, growing_spheres, nearest_neighbour, probe, roar, trex, wachter
 
-__all__ = ["growing_spheres", "nearest_neighbour", "probe", "roar", "trex", "wachter"]
+__all__ = ["genre", "growing_spheres", "nearest_neighbour", "probe", "roar", "trex", "wachter"]

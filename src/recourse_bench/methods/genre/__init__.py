@@ -1,0 +1,332 @@
+"""GenRe: recourse by sampling from a learned conditional model instead of searching.
+
+Garg, Nagalapatti and Sarawagi (ICLR 2025), "From search to sampling: generative models for
+robust algorithmic recourse".
+
+Algorithm (ALGORITHMS.md, GenRe, steps 2-4; step 1, the gold labeller, belongs to the data):
+
+1. ``fit``, pairs (:mod:`.pairs`): with ``h`` the model passed to ``fit`` and the gold label of
+   a training point being ``splits.oracle.predict(x)`` where the dataset has an oracle, else its
+   observed label: sources are the training points with ``h(x) <= gamma``, targets those with
+   ``h(x) > gamma`` and gold label 1. Each source weighs each target by
+   ``exp(-lam * ||x - x+||_1)`` if they agree on every immutable feature (else 0), keeps the
+   ``top_k`` largest weights and normalises them to ``Q(x+ | x)``. Sources are split
+   ``1 - val_fraction`` / ``val_fraction`` for validation (targets too with
+   ``val_targets="held-out"``, the authors' protocol; see :class:`GenRe`).
+2. ``fit``, model (:mod:`.model`, :mod:`.train`): an encoder-decoder transformer, autoregressive
+   over features, learns ``R(x+ | x)`` from one fresh pair ``x+ ~ Q(. | x)`` per source per
+   epoch: encoder tokens ``[y~, x]``, decoder tokens ``[y~+, x+]`` (``y~ = 2y - 1``), a
+   per-position scalar-to-vector embedding shared by encoder and decoder plus a learned
+   positional embedding, a causal decoder; each feature's head gives logits over ``n_bins`` bins
+   ``b_j = j / B`` of [0, 1], trained with the cross-entropy against the soft target
+   ``q_j = softmax_j(-(B^2 / 2) (x+_i - b_j)^2)``, summed over features. Adam, early stopping on
+   the validation loss, best checkpoint kept.
+3. ``generate`` (:mod:`.sample`): encode ``[+1, x]``, decode feature by feature with the logits
+   multiplied by ``tau``, draw a bin and take its value (plus noise of standard deviation
+   ``noise``), keep immutable features at the factual's values; ``n_candidates`` candidates per
+   factual in one batch; snap them (``schema.snap``) and return the one ``h`` scores highest, or
+   NaN where ``h`` rejects even that one.
+
+Only ``predict_proba``/``predict`` of ``h`` are used: GenRe runs on any model (forests too).
+
+**Improvement over the authors (categorical features).** The authors encode a categorical
+feature as one scaled code predicted over the 50 bins and rounded. Here a multi-level categorical
+feature (a one-hot group of ``schema.groups``) is *one* token: its input is the one-hot block (the
+first embedding layer then holds one learned vector per level: an embedding of the level index),
+and its output head is a softmax over the group's levels, trained with the cross-entropy on the
+true level and sampled as a level, written back as a one-hot block. Binary, integer and
+continuous features keep the binned head. This also shortens the sequences (Adult: 12 tokens
+instead of 46 columns), which makes training and sampling much faster.
+
+Other differences from the authors, each documented where it is implemented:
+
+* sizes (CPU budget): ``width=32`` as the authors, but ``n_heads=4`` (authors 8),
+  ``n_encoder_layers = n_decoder_layers = 2`` (authors 16 + 16), ``ffn_width=64`` (32),
+  ``lr=1e-3`` (1e-4), ``batch_size=256`` (2,048 to 16,384), at most ``max_epochs=30`` epochs
+  with ``patience=5`` (authors: 2,000 epochs, validation every 10); pre-layer-norm blocks (the
+  authors use ``torch.nn.Transformer``'s post-norm), which train stably at the larger learning
+  rate; one output head per unit (the authors share one head);
+* sampling keeps immutable features at the factual's values *during* decoding (so later features
+  are conditioned on them; the authors let the model predict them) and clips every sampled value
+  to the factual's box and integer grid as it goes;
+* immutable units are left out of the training loss (their values are forced when sampling);
+* the validation loss is computed every epoch on one fixed draw of validation pairs;
+* sources that agree with no target on the immutable features are dropped from training.
+
+Hyperparameters and defaults are listed in :class:`GenRe`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ...api import Classifier, ConfigError, MethodTags, RecourseMethod, Splits
+from ...registry import register
+from ...seeding import derive_seed
+from .layout import Layout
+from .model import GenReTransformer
+from .pairs import split_pairs
+from .sample import sample_candidates
+from .train import History, train
+
+DEVICES = ("cpu", "cuda", "auto")
+VAL_TARGETS = ("held-out", "train")
+
+
+@register("method", "genre")
+class GenRe(RecourseMethod):
+    """Recourse sampled from a transformer trained on (rejected, accepted) training pairs.
+
+    Parameters
+    ----------
+    gamma : float, default 0.7
+        Score threshold of ``h``: sources score at most ``gamma``, targets more (authors' value).
+    lam : float, default 5.0
+        Pair weight ``exp(-lam * ||x - x+||_1)`` (authors' value).
+    top_k : int, default 1000
+        Targets kept per source (authors' value).
+    val_fraction : float, default 0.1
+        Share of sources (and, with ``val_targets="held-out"``, of targets) held out for early
+        stopping (authors' value).
+    val_targets : {"train", "held-out"}, default "train"
+        Targets of the validation sources: the training targets (then the targets are not split)
+        or the held-out targets (the authors' protocol). See the notes below.
+    n_bins : int, default 50
+        Bins of [0, 1] for a binned feature's head (authors' value).
+    width : int, default 32
+        Transformer width ``m`` (authors' value).
+    n_heads : int, default 4
+        Attention heads (authors: 8).
+    n_encoder_layers, n_decoder_layers : int, default 2
+        Transformer blocks (authors: 16 each).
+    ffn_width : int, default 64
+        Feed-forward width (authors: 32).
+    dropout : float, default 0.1
+        Dropout during training (authors' value); masks come from ``random_state``.
+    lr : float, default 1e-3
+        Adam learning rate (authors: 1e-4).
+    batch_size : int, default 256
+        Pairs per Adam step (authors: 2,048 or more).
+    max_epochs : int, default 30
+        Epoch budget (authors: 2,000).
+    patience : int, default 5
+        Epochs without a lower validation loss before training stops (the best epoch is kept).
+    tau : float, default 10.0
+        Logit multiplier when sampling (sharpens; authors' value).
+    noise : float, default 0.0
+        Standard deviation of Gaussian noise added to a sampled bin value (authors: 0).
+    n_candidates : int, default 10
+        Candidates drawn per factual; the one ``h`` scores highest is returned (authors: 10).
+    device : {"cpu", "cuda", "auto"}, default "cpu"
+        Where the transformer trains and samples (``auto``: CUDA when available).
+    progress : bool, default True
+        Show a training progress bar (tqdm; off automatically when not writing to a terminal).
+    random_state : int or None, default None
+        Seeds the data split, the initial weights, dropout, the pairs drawn each epoch and the
+        sampling (each from its own derived seed); None draws fresh entropy.
+
+    Attributes
+    ----------
+    network_ : GenReTransformer
+        The trained network (on the CPU; moved to ``device`` for sampling).
+    layout_ : Layout
+        The token layout of the schema.
+    history_ : History
+        Per-epoch training and validation losses and the epoch kept.
+    n_pairs_ : tuple of int
+        Training and validation sources.
+
+    Notes
+    -----
+    With held-out validation targets (the authors' protocol), the validation targets are a pool
+    nine times sparser than the training targets, so the validation loss rises as soon as the
+    model concentrates on the training targets: on Adult (MLP 10-10-10, seed 0) it is lowest
+    after the second epoch, and 200 factuals get validity 0.95 at L1 cost 2.11 under ``h``.
+    With ``val_targets="train"`` (our default) the validation sources stay held out but share
+    the training targets; the loss keeps falling for all 30 epochs, and validity is 0.995 at
+    cost 2.06 (fit 156 s instead of 44 s on 2 threads, measured on a shared machine).
+    """
+
+    tags = MethodTags(trains=True, stochastic=True)
+
+    def __init__(
+        self,
+        gamma: float = 0.7,
+        lam: float = 5.0,
+        top_k: int = 1000,
+        val_fraction: float = 0.1,
+        val_targets: str = "train",
+        n_bins: int = 50,
+        width: int = 32,
+        n_heads: int = 4,
+        n_encoder_layers: int = 2,
+        n_decoder_layers: int = 2,
+        ffn_width: int = 64,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        max_epochs: int = 30,
+        patience: int = 5,
+        tau: float = 10.0,
+        noise: float = 0.0,
+        n_candidates: int = 10,
+        device: str = "cpu",
+        progress: bool = True,
+        random_state: int | None = None,
+    ):
+        self.gamma = gamma
+        self.lam = lam
+        self.top_k = top_k
+        self.val_fraction = val_fraction
+        self.val_targets = val_targets
+        self.n_bins = n_bins
+        self.width = width
+        self.n_heads = n_heads
+        self.n_encoder_layers = n_encoder_layers
+        self.n_decoder_layers = n_decoder_layers
+        self.ffn_width = ffn_width
+        self.dropout = dropout
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.tau = tau
+        self.noise = noise
+        self.n_candidates = n_candidates
+        self.device = device
+        self.progress = progress
+        self.random_state = random_state
+
+    def validate_params(self) -> None:
+        """Check every parameter's type and range."""
+        self.check_param("gamma", "float", low=0, high=1, open_low=True, open_high=True)
+        self.check_param("lam", "float", low=0)
+        self.check_param("top_k", "int", low=1)
+        self.check_param("val_fraction", "float", low=0, high=1, open_high=True)
+        self.check_param("val_targets", "choice", choices=VAL_TARGETS)
+        self.check_param("n_bins", "int", low=2)
+        self.check_param("width", "int", low=1)
+        self.check_param("n_heads", "int", low=1)
+        if self.width % self.n_heads:
+            raise ConfigError(
+                f"{self.name}: width ({self.width}) must be a multiple of n_heads ({self.n_heads})"
+            )
+        self.check_param("n_encoder_layers", "int", low=0)
+        self.check_param("n_decoder_layers", "int", low=1)
+        self.check_param("ffn_width", "int", low=1)
+        self.check_param("dropout", "float", low=0, high=1, open_high=True)
+        self.check_param("lr", "float", low=0, open_low=True)
+        self.check_param("batch_size", "int", low=1)
+        self.check_param("max_epochs", "int", low=1)
+        self.check_param("patience", "int", low=1)
+        self.check_param("tau", "float", low=0, open_low=True)
+        self.check_param("noise", "float", low=0)
+        self.check_param("n_candidates", "int", low=1)
+        self.check_param("device", "choice", choices=DEVICES)
+        self.check_param("progress", "choice", choices=(True, False))
+        self.check_param("random_state", "int", optional=True)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{self.name}: device='cuda' but CUDA is not available")
+        return torch.device(self.device)
+
+    def _seed(self, purpose: str) -> int:
+        """A seed for one use of randomness, derived from ``random_state`` (fresh when None)."""
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        return derive_seed(self.random_state, self.name, purpose)
+
+    def _generator(self, purpose: str, device: torch.device) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self._seed(purpose))
+
+    # ---------------------------------------------------------------------------------- fit
+    def fit(self, model: Classifier, splits: Splits) -> GenRe:
+        """Synthesise pairs from the training data and train the transformer on them."""
+        super().fit(model, splits)
+        device = self._device()
+        schema = splits.schema
+        X = np.asarray(splits.X_train, dtype=float)
+        scores = np.asarray(model.predict_proba(X))[:, 1]
+        gold = splits.oracle.predict(X) if splits.oracle is not None else splits.y_train
+        train_pairs, val_pairs = split_pairs(
+            X,
+            scores,
+            np.asarray(gold),
+            ~schema.mutable_mask,
+            gamma=self.gamma,
+            lam=self.lam,
+            top_k=self.top_k,
+            val_fraction=self.val_fraction,
+            val_targets=self.val_targets,
+            rng=np.random.default_rng(self._seed("split")),
+        )
+        layout = Layout.from_schema(schema, self.n_bins)
+        net = GenReTransformer(
+            layout.n_units,
+            layout.k_max,
+            layout.class_mask(),
+            width=self.width,
+            n_heads=self.n_heads,
+            n_encoder_layers=self.n_encoder_layers,
+            n_decoder_layers=self.n_decoder_layers,
+            ffn_width=self.ffn_width,
+            dropout=self.dropout,
+            generator=torch.Generator().manual_seed(self._seed("init")),
+        ).to(device)
+        history = train(
+            net,
+            layout,
+            train_pairs,
+            val_pairs,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            patience=self.patience,
+            data_generator=torch.Generator().manual_seed(self._seed("pairs")),
+            dropout_generator=self._generator("dropout", device),
+            device=device,
+            progress=self.progress,
+        )
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.network_: GenReTransformer = net.cpu()
+        self.layout_ = layout
+        self.history_: History = history
+        self.n_pairs_ = (train_pairs.n_sources, val_pairs.n_sources)
+        return self
+
+    # ----------------------------------------------------------------------------- generate
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        """Recourses for all rows of ``X`` (NaN rows where ``h`` rejects every candidate)."""
+        self.check_fitted()
+        X = self.check_factuals(X)
+        result = np.full_like(X, np.nan)
+        if len(X) == 0:
+            return result
+        device = self._device()
+        net = self.network_ if device.type == "cpu" else copy.deepcopy(self.network_).to(device)
+        schema, k = self.schema_, int(self.n_candidates)
+        candidates = sample_candidates(
+            net,
+            self.layout_,
+            schema,
+            X,
+            n_candidates=k,
+            tau=float(self.tau),
+            noise=float(self.noise),
+            generator=self._generator("sample", device),
+            device=device,
+        )
+        flat = schema.snap(candidates.reshape(len(X) * k, -1), np.repeat(X, k, axis=0))
+        scores = np.asarray(self.model_.predict_proba(flat))[:, 1].reshape(len(X), k)
+        best = flat.reshape(len(X), k, -1)[np.arange(len(X)), scores.argmax(axis=1)]
+        valid = np.asarray(self.model_.predict(best)) == 1
+        result[valid] = best[valid]
+        return result

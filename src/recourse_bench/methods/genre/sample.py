@@ -1,0 +1,138 @@
+"""Batched forward sampling of recourse candidates from GenRe's trained transformer.
+
+For factuals ``X`` (n, d): encode ``[+1, x]`` once per factual, repeat the encoder output for the
+``K`` candidates of each factual, and decode all ``n * K`` sequences together, one unit per step,
+with cached keys and values (so each step costs one token per sequence). At each step the logits
+are multiplied by ``tau`` and a class is drawn:
+
+* a binned unit takes the drawn bin's value ``b_j = j / B`` (plus optional Gaussian noise of
+  standard deviation ``noise``), clipped to the factual's box (bounds and direction) and rounded
+  to the integer grid, so that later units are conditioned on a feasible value;
+* a categorical unit takes the drawn level, written back as a one-hot block;
+* an immutable unit keeps the factual's value (nothing is drawn).
+
+Steps after the last mutable unit are skipped (they could only predict immutable units).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...api import Schema
+from .layout import Layout
+from .model import GenReTransformer
+
+MAX_SEQUENCES = 32768  # sequences decoded together at most (factuals x candidates)
+
+
+class UnitBounds:
+    """Clipping and integer-grid rounding of sampled values, column by column."""
+
+    def __init__(self, schema: Schema):
+        self.lower = schema.lower_array
+        self.steps = np.asarray(schema.steps, dtype=float)
+
+    def fit(self, v: torch.Tensor, col: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """``v`` clipped to [lo, hi], rounded to column ``col``'s grid, clipped again."""
+        v = torch.minimum(torch.maximum(v, lo), hi)
+        step, lower = float(self.steps[col]), float(self.lower[col])
+        if step > 0:
+            v = lower + torch.round((v - lower) / step) * step
+            v = torch.minimum(torch.maximum(v, lo), hi)
+        return v
+
+
+@torch.inference_mode()
+def sample_candidates(
+    net: GenReTransformer,
+    layout: Layout,
+    schema: Schema,
+    X: np.ndarray,
+    *,
+    n_candidates: int,
+    tau: float,
+    noise: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> np.ndarray:
+    """``n_candidates`` sampled recourses per factual, shape (n, K, d), before snapping.
+
+    Factuals are processed in chunks of at most ``MAX_SEQUENCES // n_candidates`` rows, each
+    chunk as one batch.
+    """
+    n, d = X.shape
+    out = np.empty((n, n_candidates, d))
+    lo, hi = schema.bounds_for(X)
+    bounds = UnitBounds(schema)
+    chunk = max(1, MAX_SEQUENCES // n_candidates)
+    net.eval()
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk)
+        out[part] = _sample_chunk(
+            net,
+            layout,
+            bounds,
+            X[part],
+            lo[part],
+            hi[part],
+            n_candidates,
+            tau,
+            noise,
+            generator,
+            device,
+        )
+    return out
+
+
+def _sample_chunk(
+    net: GenReTransformer,
+    layout: Layout,
+    bounds: UnitBounds,
+    X: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    k: int,
+    tau: float,
+    noise: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> np.ndarray:
+    def repeated(A: np.ndarray) -> torch.Tensor:
+        tensor = torch.as_tensor(A, dtype=torch.float32, device=device)
+        return tensor.repeat_interleave(k, dim=0)
+
+    x = torch.as_tensor(X, dtype=torch.float32, device=device)
+    memory = net.encode(layout.tokens(x, 1.0)).repeat_interleave(k, dim=0)
+    out, lo_t, hi_t = repeated(X), repeated(lo), repeated(hi)
+    caches = net.start_decoding(memory)
+    token = _label_token(layout, out)
+    bins = layout.bins(device)
+    mutable = np.flatnonzero(~layout.immutable)
+    last = int(mutable[-1]) if mutable.size else -1
+    for t in range(last + 1):
+        logits = net.decode_step(token, t, caches)
+        if not layout.immutable[t]:
+            scaled = (tau * logits).masked_fill(~net.class_mask[t], float("-inf"))
+            choice = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator)
+            choice = choice.reshape(-1)
+            cols = list(layout.columns[t])
+            if layout.categorical[t]:
+                out[:, cols] = torch.nn.functional.one_hot(choice, len(cols)).to(out.dtype)
+            else:
+                c = cols[0]
+                v = bins[choice]
+                if noise > 0:
+                    v = v + noise * torch.randn(
+                        v.shape, generator=generator, device=device, dtype=v.dtype
+                    )
+                out[:, c] = bounds.fit(v, c, lo_t[:, c], hi_t[:, c])
+        token = layout.unit_token(out, t)
+    return out.reshape(len(X), k, -1).double().cpu().numpy()
+
+
+def _label_token(layout: Layout, rows: torch.Tensor) -> torch.Tensor:
+    """The decoder's first token ``y~+ = +1`` for every row, shape (n, k_max)."""
+    token = rows.new_zeros(rows.shape[0], layout.k_max)
+    token[:, 0] = 1.0
+    return token

@@ -1,0 +1,271 @@
+"""GenRe: pair synthesis, the soft-target loss, the transformer and batched sampling."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import recourse_bench.methods.genre  # noqa: F401
+from recourse_bench import registry
+from recourse_bench.api import ConfigError, Schema
+from recourse_bench.methods.genre.layout import Layout, soft_bin_targets
+from recourse_bench.methods.genre.model import GenReTransformer
+from recourse_bench.methods.genre.pairs import make_pairs, pair_distribution, split_pairs
+from recourse_bench.methods.genre.sample import sample_candidates
+from recourse_bench.methods.genre.train import pair_loss
+
+from .conftest import assert_recourse_contract
+
+TINY = {
+    "width": 16,
+    "n_heads": 2,
+    "n_encoder_layers": 1,
+    "n_decoder_layers": 1,
+    "ffn_width": 16,
+    "max_epochs": 3,
+    "batch_size": 128,
+    "top_k": 100,
+    "progress": False,
+}
+
+
+def small_schema() -> Schema:
+    """Columns: continuous, integer (step 0.25), a 3-level group, an immutable binary."""
+    return Schema(
+        features=("a", "n", "g=x", "g=y", "g=z", "s"),
+        kinds=("continuous", "integer", "categorical", "categorical", "categorical", "binary"),
+        immutable=(False, False, False, False, False, True),
+        direction=(0, 1, 0, 0, 0, 0),
+        lower=(0.0,) * 6,
+        upper=(1.0,) * 6,
+        steps=(0.0, 0.25, 0.0, 0.0, 0.0, 1.0),
+        groups=((2, 3, 4),),
+    )
+
+
+# ----------------------------------------------------------------------------------- pairs
+def test_pair_weights_and_the_immutables_rule_match_a_direct_computation():
+    rng = np.random.default_rng(0)
+    sources = rng.uniform(size=(7, 4))
+    targets = rng.uniform(size=(12, 4))
+    immutable = np.array([False, False, False, True])
+    sources[:, 3] = [0, 0, 1, 1, 0, 1, 2]  # the last source agrees with no target
+    targets[:, 3] = [0, 1] * 6
+    lam, k = 5.0, 4
+    neighbours, probs, has_target = pair_distribution(sources, targets, immutable, lam, k)
+
+    distance = np.abs(sources[:, None, :] - targets[None, :, :]).sum(axis=2)
+    agree = sources[:, None, 3] == targets[None, :, 3]
+    weight = np.exp(-lam * distance) * agree
+    np.testing.assert_array_equal(has_target, weight.sum(axis=1) > 0)
+    for i in range(len(sources)):
+        dense = np.zeros(len(targets))
+        dense[neighbours[i].numpy()] = probs[i].numpy()
+        if not has_target[i]:
+            np.testing.assert_array_equal(dense, 0.0)
+            continue
+        top = np.argsort(-weight[i])[:k]
+        expected = np.zeros(len(targets))
+        expected[top] = weight[i, top] / weight[i, top].sum()
+        np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-7)
+        assert (expected[~agree[i]] == 0).all()  # never a target with other immutables
+
+    pairs = make_pairs(sources, np.zeros(7, dtype=int), targets, immutable, lam, k)
+    assert pairs.n_sources == 6  # the source without an admissible target is dropped
+    drawn = pairs.draw(torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(targets[drawn.numpy(), 3], pairs.sources[:, 3])
+
+
+def test_pairs_split_sources_and_targets_and_respect_gamma():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(size=(400, 3)).astype(np.float32)
+    scores = X[:, 0]
+    gold = (rng.uniform(size=400) < 0.8).astype(int)
+    train, val = split_pairs(
+        X,
+        scores,
+        gold,
+        np.zeros(3, dtype=bool),
+        gamma=0.7,
+        lam=5.0,
+        top_k=50,
+        val_fraction=0.1,
+        rng=np.random.default_rng(0),
+    )
+    n_src, n_tgt = int((scores <= 0.7).sum()), int(((scores > 0.7) & (gold == 1)).sum())
+    assert train.n_sources + val.n_sources == n_src
+    assert len(train.targets) + len(val.targets) == n_tgt
+    assert (train.targets[:, 0] > 0.7).all() and (train.sources[:, 0] <= 0.7).all()
+    both = np.concatenate([train.targets, val.targets])
+    assert len(np.unique(both, axis=0)) == n_tgt  # the two target pools are disjoint
+    assert val.n_sources == int(np.floor(0.1 * n_src))
+    train, val = split_pairs(
+        X,
+        scores,
+        gold,
+        np.zeros(3, dtype=bool),
+        gamma=0.7,
+        lam=5.0,
+        top_k=50,
+        val_fraction=0.1,
+        rng=np.random.default_rng(0),
+        val_targets="train",
+    )
+    assert len(train.targets) == n_tgt
+    np.testing.assert_array_equal(val.targets, train.targets)
+
+
+# ------------------------------------------------------------------------------------ loss
+def test_soft_target_loss_matches_a_direct_numpy_computation():
+    schema = small_schema()
+    layout = Layout.from_schema(schema, n_bins=50)
+    assert layout.columns == ((0,), (1,), (2, 3, 4), (5,))
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(5, 6))
+    X[:, 2:5] = np.eye(3)[rng.integers(0, 3, 5)]
+    X[:, 5] = rng.integers(0, 2, 5)
+    logits = rng.normal(size=(5, 4, layout.n_out)) * 3
+    masked = torch.as_tensor(logits).masked_fill(~layout.class_mask(), -1e4)
+    weights = torch.as_tensor(~layout.immutable, dtype=torch.float64)
+    got = pair_loss(masked, layout.soft_targets(torch.as_tensor(X)), weights).numpy()
+
+    B, bins = 50, np.arange(50) / 50
+
+    def log_softmax(v):
+        v = v - v.max()
+        return v - np.log(np.exp(v).sum())
+
+    expected = np.zeros(5)
+    for i in range(5):
+        for unit, col in ((0, 0), (1, 1)):  # binned units
+            q = np.exp(-(B**2 / 2) * (X[i, col] - bins) ** 2)
+            q /= q.sum()
+            expected[i] -= (q * log_softmax(logits[i, unit, :B])).sum()
+        level = int(np.argmax(X[i, 2:5]))  # categorical unit: cross-entropy on the level
+        expected[i] -= log_softmax(logits[i, 2, :3])[level]
+        # unit 3 (immutable) is not in the loss
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    q = soft_bin_targets(torch.tensor([0.0, 0.5, 1.0]), B)
+    np.testing.assert_allclose(q.sum(dim=-1).numpy(), 1.0, rtol=1e-6)
+    assert q[1].argmax() == 25
+
+
+# ----------------------------------------------------------------------------------- model
+def test_incremental_decoding_matches_the_teacher_forced_forward():
+    layout = Layout.from_schema(small_schema(), n_bins=10)
+    net = GenReTransformer(
+        layout.n_units,
+        layout.k_max,
+        layout.class_mask(),
+        width=16,
+        n_heads=2,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        ffn_width=24,
+        dropout=0.1,
+        generator=torch.Generator().manual_seed(0),
+    ).eval()
+    rng = np.random.default_rng(3)
+    X = torch.as_tensor(rng.uniform(size=(6, 6)), dtype=torch.float32)
+    Y = torch.as_tensor(rng.uniform(size=(6, 6)), dtype=torch.float32)
+    with torch.inference_mode():
+        full = net(layout.tokens(X, 1.0), layout.tokens(Y, 1.0)[:, :-1])
+        caches = net.start_decoding(net.encode(layout.tokens(X, 1.0)))
+        token = layout.tokens(Y, 1.0)[:, 0]
+        for t in range(layout.n_units):
+            step = net.decode_step(token, t, caches)
+            np.testing.assert_allclose(step.numpy(), full[:, t].numpy(), rtol=1e-4, atol=1e-5)
+            token = layout.unit_token(Y, t)
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ConfigError, match="multiple of n_heads"):
+        registry.get("method", "genre")(width=30, n_heads=4).validate_params()
+    with pytest.raises(ConfigError, match="device"):
+        registry.get("method", "genre")(device="tpu").validate_params()
+
+
+# -------------------------------------------------------------------------------- sampling
+@pytest.fixture(scope="module")
+def german():
+    splits = registry.get("dataset", "german")().load(0)
+    model = registry.get("model", "mlp")().fit(splits.X_train, splits.y_train, seed=0)
+    factuals = splits.X_test[model.predict(splits.X_test) == 0][:40].astype(float)
+    method = registry.get("method", "genre")(random_state=0, **TINY).fit(model, splits)
+    return splits, model, factuals, method
+
+
+def test_samples_respect_immutables_bounds_and_categorical_groups(german):
+    splits, _, factuals, method = german
+    schema = splits.schema
+    candidates = sample_candidates(
+        method.network_,
+        method.layout_,
+        schema,
+        factuals,
+        n_candidates=5,
+        tau=10.0,
+        noise=0.0,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
+    flat = candidates.reshape(-1, schema.n_features)
+    repeated = np.repeat(factuals, 5, axis=0)
+    frozen = ~schema.mutable_mask
+    np.testing.assert_allclose(flat[:, frozen], repeated[:, frozen], atol=1e-6)
+    lo, hi = schema.bounds_for(repeated)
+    assert ((flat >= lo - 1e-6) & (flat <= hi + 1e-6)).all()
+    for group in schema.groups:
+        block = flat[:, list(group)]
+        assert np.isin(block, (0.0, 1.0)).all() and (block.sum(axis=1) == 1).all()
+    # the candidates really vary on the mutable features
+    assert np.abs(flat[:, ~frozen] - repeated[:, ~frozen]).sum() > 0
+
+
+def test_generate_keeps_the_recourse_contract(german):
+    splits, model, factuals, method = german
+    recourses = method.generate(factuals)
+    found = assert_recourse_contract(splits.schema, model, factuals, recourses)
+    assert found.any()
+
+
+def test_same_seed_same_samples_and_pickle_round_trip(german):
+    splits, model, factuals, method = german
+    first = method.generate(factuals)
+    np.testing.assert_array_equal(first, method.generate(factuals))
+    copy = pickle.loads(pickle.dumps(method))
+    np.testing.assert_array_equal(first, copy.generate(factuals))
+    other = registry.get("method", "genre")(random_state=0, **TINY).fit(model, splits)
+    np.testing.assert_array_equal(first, other.generate(factuals))  # fit is seeded too
+    method.set_params(random_state=1)
+    try:
+        assert not np.array_equal(first, method.generate(factuals), equal_nan=True)
+    finally:
+        method.set_params(random_state=0)
+
+
+def test_fit_and_generate_leave_the_global_random_state_alone():
+    splits = registry.get("dataset", "synthetic-gaussians")(n_features=3, n_samples=300).load(0)
+    model = registry.get("model", "logreg")().fit(splits.X_train, splits.y_train, seed=0)
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    method = registry.get("method", "genre")(random_state=0, **{**TINY, "max_epochs": 1})
+    method.fit(model, splits).generate(splits.X_test[:10])
+    assert torch.equal(torch_state, torch.get_rng_state())
+    np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])  # noqa: NPY002
+
+
+# ------------------------------------------------------------------------------ end to end
+@pytest.mark.parametrize("model_name", ["mlp", "forest"])
+def test_end_to_end_recourses_are_mostly_valid_on_an_easy_problem(model_name):
+    splits = registry.get("dataset", "synthetic-gaussians")(n_features=5, n_samples=2000).load(0)
+    model = registry.get("model", model_name)().fit(splits.X_train, splits.y_train, seed=0)
+    factuals = splits.X_test[model.predict(splits.X_test) == 0][:100]
+    params = {**TINY, "width": 32, "n_heads": 4, "max_epochs": 10, "top_k": 1000}
+    method = registry.get("method", "genre")(random_state=0, **params).fit(model, splits)
+    recourses = method.generate(factuals)
+    found = assert_recourse_contract(splits.schema, model, factuals, recourses)
+    assert found.mean() >= 0.9, found.mean()
+    assert method.history_.best_epoch >= 0 and len(method.history_.val) >= 1
