@@ -66,3 +66,19 @@ def test_bootstrap_interval_edge_cases():
     assert 0.1 <= low < 0.25 < high <= 0.4
     assert bootstrap_interval(np.array([0.1, 0.2, 0.3, 0.4])) == (low, high)  # reproducible
     assert all(np.isnan(bootstrap_interval(np.array([np.nan]))))
+
+
+def test_timing_table_takes_medians_over_seeds_and_time_per_recourse():
+    from recourse_bench.reports.tables import timing_table
+
+    timings = [
+        {"dataset": "d", "model": "m", "method": "a", "seed": s, "factuals": 100,
+         "fit_seconds": fit, "generate_seconds": gen}
+        for s, fit, gen in ((0, 1.0, 0.2), (1, 3.0, 0.4), (2, 2.0, 0.3))
+    ] + [{"dataset": "d", "model": "m", "method": "b", "seed": 0, "factuals": 0,
+          "fit_seconds": 0.0, "generate_seconds": 0.0}]  # fmt: skip
+    table = timing_table(timings)
+    assert table.to_dict("records") == [
+        {"dataset": "d", "model": "m", "method": "a", "fit s": "2.000", "generate s": "0.300",
+         "ms per recourse": "3.00", "seeds": 3}
+    ]  # fmt: skip

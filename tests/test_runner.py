@@ -170,3 +170,19 @@ def test_config_data_dir_also_serves_the_future_split(tmp_path, tiny_config, mon
 
 def _no_network(*args, **kwargs):
     raise OSError("network disabled in this test")
+
+
+def test_fit_and_generate_times_go_to_the_metadata_not_the_results(tmp_path, tiny_config):
+    tiny_config["methods"].append({"name": "nearest-neighbour"})
+    result = run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    timings = read_metadata(tmp_path / "run")["recourse_timings"]
+    assert len(timings) == 2 * 2  # methods x seeds
+    assert {t["method"] for t in timings} == {"wachter(n_rounds=6, steps=50)", "nearest-neighbour"}
+    factuals = result.results.query("metric == 'coverage'").set_index(["method", "seed"])["n"]
+    for t in timings:
+        method = t["method"].split("(")[0]
+        assert t["factuals"] == factuals[method, t["seed"]]
+        assert t["fit_seconds"] >= 0 and t["generate_seconds"] > 0
+    # a cached rerun reports the times of the first computation
+    again = run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
+    assert again.metadata["recourse_timings"] == timings

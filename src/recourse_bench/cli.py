@@ -135,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if not args.no_report:
-        text = markdown_report(result.results, title=config.name)
+        timings = result.metadata.get("recourse_timings")
+        text = markdown_report(result.results, title=config.name, timings=timings)
         (out / REPORT_FILE).write_text(text, encoding="utf-8")
         print(text)
     stages = result.metadata["stages"]
@@ -175,8 +176,9 @@ def _writable_folder(path: Path, flag: str) -> Path:
 
 def _report(args: argparse.Namespace) -> int:
     results = read_results(args.results)
-    name = read_metadata(args.results).get("config_name", "recourse-bench")
-    text = markdown_report(results, title=name)
+    metadata = read_metadata(args.results)
+    name = metadata.get("config_name", "recourse-bench")
+    text = markdown_report(results, title=name, timings=metadata.get("recourse_timings"))
     if args.out:
         out = _writable_folder(Path(args.out), "--out")
         (out / REPORT_FILE).write_text(text, encoding="utf-8")

@@ -27,7 +27,7 @@ from .. import registry, store
 from ..api import EvalContext, Metric, NotApplicable
 from ..config import BenchmarkConfig, ComponentSpec
 from ..provenance import environment
-from .stages import Stages, fit_base, fit_recourse, fit_updates
+from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates
 
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "threading", "sequential")
@@ -81,6 +81,7 @@ class Outcome:
     skipped: str | None = None  # a shift that does not apply (NotApplicable), with why
     cached: bool = False
     seconds: float = 0.0
+    timing: dict[str, Any] | None = None  # a recourse task's fit and generate seconds
 
 
 @dataclass
@@ -149,13 +150,33 @@ def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
     else:
         specs = (task.dataset, task.model, task.method)
         outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs)
-        outcome.rows = _evaluate(task, settings)
+        recourse = stages.recourse(task.seed, *specs)
+        outcome.rows = _evaluate(task, settings, recourse)
+        outcome.timing = _timing(task, recourse)
 
 
-def _evaluate(task: Task, settings: Settings) -> list[dict[str, Any]]:
-    """Recourse for one (dataset, model, method, seed) and its metrics under every shift."""
+def _timing(task: Task, recourse: Recourse) -> dict[str, Any]:
+    """How long the method took to fit and to generate, as measured when it was computed.
+
+    Kept out of the results table (times differ between runs, the numbers must not) and
+    written to the run metadata instead.
+    """
+    assert task.method is not None
+    n = 0 if recourse.recourses is None else len(recourse.recourses)
+    return {
+        "dataset": task.dataset.label,
+        "model": task.model.label,
+        "method": task.method.label,
+        "seed": task.seed,
+        "factuals": n,
+        "fit_seconds": round(recourse.fit_seconds, 4),
+        "generate_seconds": round(recourse.generate_seconds, 4),
+    }
+
+
+def _evaluate(task: Task, settings: Settings, recourse: Recourse) -> list[dict[str, Any]]:
+    """The metrics of one (dataset, model, method, seed)'s recourses under every shift."""
     stages = settings.stages
-    recourse = stages.recourse(task.seed, task.dataset, task.model, task.method)
     if recourse.skip_reason is not None:
         return [
             _row(task, shift, status="skipped", reason=recourse.skip_reason)
@@ -386,6 +407,7 @@ def _metadata(
         "cache_dir": settings.cache_dir,
         "plugin_files": list(settings.plugin_files),
         "stages": per_stage,
+        "recourse_timings": [o.timing for o in outcomes if o.timing is not None],
         "failed_units": [
             {"unit": o.task.describe(), "error": o.error} for o in outcomes if o.error is not None
         ],

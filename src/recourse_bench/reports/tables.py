@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,8 +129,42 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_report(results: pd.DataFrame, title: str = "recourse-bench") -> str:
-    """The Markdown report of a run named ``title``: the invalidation table with a legend."""
+def timing_table(timings: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fit and generation time per (dataset, model, method), as the median over seeds.
+
+    ``timings`` is the run metadata's ``recourse_timings``: one entry per recourse cell, measured
+    when the cell was computed (a cached cell keeps the time of its first computation).
+    Skipped cells (no factual handled) are left out.
+    """
+    frame = pd.DataFrame(timings)
+    columns = ["dataset", "model", "method", "fit s", "generate s", "ms per recourse", "seeds"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame = frame[frame["factuals"] > 0]
+    frame = frame.assign(per_recourse=1000 * frame["generate_seconds"] / frame["factuals"])
+    grouped = frame.groupby(["dataset", "model", "method"], sort=True)
+    table = grouped.agg(
+        fit=("fit_seconds", "median"),
+        generate=("generate_seconds", "median"),
+        per_recourse=("per_recourse", "median"),
+        seeds=("seed", "nunique"),
+    ).reset_index()
+    table.columns = columns
+    for column, digits in (("fit s", 3), ("generate s", 3), ("ms per recourse", 2)):
+        table[column] = table[column].map(lambda v, d=digits: f"{v:.{d}f}")
+    return table
+
+
+def markdown_report(
+    results: pd.DataFrame,
+    title: str = "recourse-bench",
+    timings: list[dict[str, Any]] | None = None,
+) -> str:
+    """The Markdown report of a run named ``title``: the invalidation table with a legend.
+
+    With ``timings`` (the run metadata's ``recourse_timings``), a second table gives each
+    method's fit and generation time.
+    """
     table = invalidation_table(results)
     legend = (
         "Mean over seeds with a 95 % bootstrap interval; update metrics (invalidation-rate) are "
@@ -137,4 +172,11 @@ def markdown_report(results: pd.DataFrame, title: str = "recourse-bench") -> str
         "recourses valid under the base model that an updated model rejects (lower is better); "
         "validity: share of factuals whose recourse the base model accepts."
     )
-    return f"# {title}: recourse invalidation\n\n{legend}\n\n{to_markdown(table)}"
+    text = f"# {title}: recourse invalidation\n\n{legend}\n\n{to_markdown(table)}"
+    if timings:
+        text += (
+            "\n\n## Time\n\nMedian over seeds of the time to fit each method and to generate "
+            "recourse for the factuals (measured when the cell was first computed; one torch "
+            f"thread per worker).\n\n{to_markdown(timing_table(timings))}"
+        )
+    return text
