@@ -183,3 +183,14 @@ def test_oracle_metrics_declare_their_metadata():
     for name in ("oracle-validity", "plausibility-lof"):
         m = metric(name)
         assert (m.stage, m.higher_is_better, m.bounds) == ("static", True, (0.0, 1.0))
+
+
+def test_the_lof_is_fitted_once_per_training_data(oracle_context):
+    from dataclasses import replace
+
+    from recourse_bench.metrics.oracle import fitted_lof
+
+    splits = oracle_context.splits
+    assert fitted_lof(splits) is fitted_lof(replace(splits))  # same data, another object
+    other = replace(splits, X_train=splits.X_train[::-1].copy())
+    assert fitted_lof(other) is not fitted_lof(splits)
