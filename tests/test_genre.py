@@ -269,3 +269,18 @@ def test_end_to_end_recourses_are_mostly_valid_on_an_easy_problem(model_name):
     found = assert_recourse_contract(splits.schema, model, factuals, recourses)
     assert found.mean() >= 0.9, found.mean()
     assert method.history_.best_epoch >= 0 and len(method.history_.val) >= 1
+
+
+def test_no_pairs_to_learn_from_is_not_applicable():
+    from recourse_bench.api import NotApplicable
+
+    X = np.array([[0.1, 0.0], [0.2, 0.0], [0.9, 1.0], [0.8, 1.0]])
+    scores = np.array([0.1, 0.2, 0.9, 0.8])
+    gold = np.array([0, 0, 1, 1])
+    immutable = np.array([False, True])  # sources and targets never share column 1
+    with pytest.raises(NotApplicable, match="agrees with any target"):
+        split_pairs(X, scores, gold, immutable, gamma=0.7, lam=5.0, top_k=10,
+                    val_fraction=0.1, rng=np.random.default_rng(0))  # fmt: skip
+    with pytest.raises(NotApplicable, match="sources"):
+        split_pairs(X, np.zeros(4), gold, immutable, gamma=0.7, lam=5.0, top_k=10,
+                    val_fraction=0.1, rng=np.random.default_rng(0))  # fmt: skip

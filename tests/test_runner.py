@@ -186,3 +186,17 @@ def test_fit_and_generate_times_go_to_the_metadata_not_the_results(tmp_path, tin
     # a cached rerun reports the times of the first computation
     again = run_benchmark(load_config(tiny_config), tmp_path / "run", progress=False)
     assert again.metadata["recourse_timings"] == timings
+
+
+def test_a_method_that_finds_in_fit_it_cannot_apply_is_skipped_with_its_reason(
+    tmp_path, tiny_config
+):
+    tiny_config["methods"].append("cannot-learn")
+    result = _run_with_test_plugins(tiny_config, tmp_path)
+    frame = result.results
+    skipped = frame[frame["method"] == "cannot-learn"]
+    assert len(skipped) == 2  # one row per cell: 2 seeds x 1 shift
+    assert (skipped["status"] == "skipped").all()
+    assert (skipped["reason"] == "cannot-learn found nothing to learn from").all()
+    assert (frame[frame["method"] == "wachter"]["status"] == "ok").all()
+    assert result.n_failed == 0

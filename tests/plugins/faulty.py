@@ -1,8 +1,9 @@
-"""Test plugins: a method that fails on one dataset, and a non-differentiable model."""
+"""Test plugins: methods that fail or cannot apply, a non-differentiable model, a bad metric."""
 
 import numpy as np
 
 from recourse_bench import MethodTags, RecourseMethod, Trainer, register
+from recourse_bench.api import NotApplicable
 from recourse_bench.metrics import metric
 
 
@@ -22,6 +23,20 @@ class FailsOnGerman(RecourseMethod):
         if self.dataset_ == "german":
             raise RuntimeError("deliberate failure on german\nsecond line")
         return X.copy()
+
+
+@register("method", "cannot-learn")
+class CannotLearn(RecourseMethod):
+    """Finds in ``fit`` that it cannot work on these data (as GenRe without training pairs)."""
+
+    tags = MethodTags()
+
+    def fit(self, model, splits):
+        super().fit(model, splits)
+        raise NotApplicable("cannot-learn found nothing to learn from")
+
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        raise AssertionError("never reached")
 
 
 class _Constant:

@@ -127,6 +127,10 @@ def run_task(task: Task, settings: Settings) -> Outcome:
         _execute(task, settings, outcome)
     except NotApplicable as exc:
         outcome.skipped = str(exc)
+        if task.stage == "recourse":  # the cell's rows say why, for every shift
+            outcome.rows = [
+                _row(task, shift, status="skipped", reason=outcome.skipped) for shift in task.shifts
+            ]
     except Exception as exc:
         log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
         outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]

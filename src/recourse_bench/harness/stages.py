@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 from joblib import Memory
 
-from ..api import Classifier, DataError, Splits
+from ..api import Classifier, DataError, NotApplicable, Splits
 from ..config import ComponentSpec
 from ..datasets import _files as files
 from ..registry import code_version
@@ -190,9 +190,12 @@ def fit_recourse(stages: Stages, key: StageKey) -> Recourse:
         instance.set_params(random_state=method_seed)
     factuals = splits.X_test[base.factual_index]
     start = time.perf_counter()
-    instance.fit(base.classifier, splits)
-    fitted = time.perf_counter()
-    recourses = np.asarray(instance.generate(factuals), dtype=float)
+    try:  # a method that finds it cannot work on these data says so: a recorded skip
+        instance.fit(base.classifier, splits)
+        fitted = time.perf_counter()
+        recourses = np.asarray(instance.generate(factuals), dtype=float)
+    except NotApplicable as exc:
+        return Recourse(None, str(exc), 0.0, 0.0)
     generated = time.perf_counter()
     if recourses.shape != factuals.shape:
         raise ValueError(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...api import DataError
+from ...api import NotApplicable
 
 CHUNK_BYTES = 64 * 2**20  # one float32 (chunk, n_targets) distance matrix at most
 
@@ -174,16 +174,16 @@ def split_pairs(
 
     Raises
     ------
-    DataError
+    NotApplicable
         If there is no source or no target, or no source agrees with any target on the immutable
-        features.
+        features: GenRe cannot learn recourse from these data (the harness records a skip).
     """
     X = np.asarray(X, dtype=np.float32)
     gold = np.asarray(gold).astype(int)
     is_source = scores <= gamma
     is_target = (scores > gamma) & (gold == 1)
     if not is_source.any() or not is_target.any():
-        raise DataError(
+        raise NotApplicable(
             f"GenRe needs training points scored <= {gamma} (sources) and points scored > "
             f"{gamma} with gold label 1 (targets); found {int(is_source.sum())} sources and "
             f"{int(is_target.sum())} targets"
@@ -201,7 +201,10 @@ def split_pairs(
         tgt_train, tgt_val = split(np.flatnonzero(is_target))
     train = make_pairs(X[src_train], gold[src_train], X[tgt_train], immutable, lam, top_k)
     if train.n_sources == 0:
-        raise DataError("no GenRe source agrees with any target on the immutable features")
+        raise NotApplicable(
+            "no GenRe source agrees with any target on the immutable features: too few accepted "
+            "training points share a rejected point's immutable values to learn from"
+        )
     if len(src_val) == 0 or len(tgt_val) == 0:
         return train, train
     val = make_pairs(X[src_val], gold[src_val], X[tgt_val], immutable, lam, top_k)
