@@ -194,3 +194,15 @@ def test_the_lof_is_fitted_once_per_training_data(oracle_context):
     assert fitted_lof(splits) is fitted_lof(replace(splits))  # same data, another object
     other = replace(splits, X_train=splits.X_train[::-1].copy())
     assert fitted_lof(other) is not fitted_lof(splits)
+
+
+def test_the_lof_cache_tells_two_oracles_on_the_same_data_apart(oracle_context):
+    from dataclasses import replace
+
+    from recourse_bench.metrics.oracle import fitted_lof
+    from recourse_bench.models import linear_classifier
+
+    splits = oracle_context.splits
+    other = replace(splits, oracle=linear_classifier(np.array([-1.0, 0.0]), 0.5))
+    assert fitted_lof(other) is not fitted_lof(splits)
+    assert fitted_lof(other) is fitted_lof(replace(other))

@@ -20,6 +20,7 @@ from ._define import metric
 
 LOF_NEIGHBOURS = 5
 LOF_MAX_REFERENCE = 20_000
+ORACLE_PROBE_ROWS = 512  # rows whose oracle probabilities tell two oracles apart in the LOF cache
 
 
 def no_oracle_reason(splits: Splits) -> str:
@@ -105,10 +106,14 @@ def fitted_lof(splits: Splits) -> LocalOutlierFactor | None:
 
     Every method of a (dataset, model, seed) is scored against the same splits, so the fit
     (and the oracle's pass over the training points) is kept per process, keyed by a hash of
-    the training data and the oracle's presence; a few entries at most.
+    the training data and of the oracle's probabilities on its first rows (two oracles on the
+    same data get two entries); a few entries at most.
     """
     digest = hashlib.sha256(np.ascontiguousarray(splits.X_train).tobytes())
     digest.update(np.ascontiguousarray(splits.y_train).tobytes())
+    if splits.oracle is not None:
+        probe = np.asarray(splits.X_train[:ORACLE_PROBE_ROWS], dtype=float)
+        digest.update(np.asarray(splits.oracle.predict_proba(probe), dtype=float).tobytes())
     key = f"{splits.name}:{splits.oracle is not None}:{digest.hexdigest()}"
     if key not in _LOF_CACHE:
         reference = lof_reference(splits)

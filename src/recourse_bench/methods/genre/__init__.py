@@ -126,7 +126,10 @@ class GenRe(RecourseMethod):
         Show a training progress bar (tqdm; off automatically when not writing to a terminal).
     random_state : int or None, default None
         Seeds the data split, the initial weights, dropout, the pairs drawn each epoch and the
-        sampling (each from its own derived seed); None draws fresh entropy.
+        sampling (each from its own derived seed); None draws fresh entropy. All factuals of a
+        ``generate`` call share one sampling stream, so a factual's recourse depends on the
+        other rows of the batch (the harness always passes the same factuals in the same
+        order, so its runs are reproducible).
 
     Attributes
     ----------
