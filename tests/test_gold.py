@@ -13,6 +13,8 @@ from recourse_bench.datasets._gold import GoldLabeller, fit_gold_labeller, gold_
 from recourse_bench.datasets._tabular import TabularDataset
 from recourse_bench.metrics import oracle
 
+from .conftest import data_available
+
 
 def german(**params):
     return registry.get("dataset", "german")(**params)
@@ -154,6 +156,9 @@ def test_gold_labels_are_deterministic_per_dataset_and_seed(observed_and_gold):
     )
 
 
+@pytest.mark.skipif(
+    not data_available(), reason="reference data folder absent (set RECOURSE_BENCH_DATA)"
+)
 def test_gold_labels_leave_the_future_split_observed(observed_and_gold):
     observed, gold = observed_and_gold
     X_observed, y_observed = observed.future_split()
