@@ -15,7 +15,7 @@ from recourse_bench.methods.genre.layout import Layout, soft_bin_targets
 from recourse_bench.methods.genre.model import GenReTransformer
 from recourse_bench.methods.genre.pairs import make_pairs, pair_distribution, split_pairs
 from recourse_bench.methods.genre.sample import sample_candidates
-from recourse_bench.methods.genre.train import pair_loss
+from recourse_bench.methods.genre.train import Batches, mean_loss, pair_loss, train
 
 from .conftest import assert_recourse_contract
 
@@ -25,7 +25,8 @@ TINY = {
     "n_encoder_layers": 1,
     "n_decoder_layers": 1,
     "ffn_width": 16,
-    "max_epochs": 3,
+    "max_steps": 20,
+    "eval_every": 5,
     "batch_size": 128,
     "top_k": 100,
     "progress": False,
@@ -132,7 +133,7 @@ def test_soft_target_loss_matches_a_direct_numpy_computation():
     weights = torch.as_tensor(~layout.immutable, dtype=torch.float64)
     got = pair_loss(masked, layout.soft_targets(torch.as_tensor(X)), weights).numpy()
 
-    B, bins = 50, np.arange(50) / 50
+    B, bins = 50, np.arange(50) / 49  # both ends of [0, 1] are bins
 
     def log_softmax(v):
         v = v - v.max()
@@ -150,7 +151,55 @@ def test_soft_target_loss_matches_a_direct_numpy_computation():
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     q = soft_bin_targets(torch.tensor([0.0, 0.5, 1.0]), B)
     np.testing.assert_allclose(q.sum(dim=-1).numpy(), 1.0, rtol=1e-6)
-    assert q[1].argmax() == 25
+    assert q[0].argmax() == 0 and q[2].argmax() == B - 1  # 0 and 1 are bin values
+    np.testing.assert_allclose(Layout.from_schema(schema, n_bins=B).bins()[[0, -1]], [0.0, 1.0])
+
+
+# -------------------------------------------------------------------------------- training
+def _tiny_training_problem(seed: int = 0):
+    schema = small_schema()
+    layout = Layout.from_schema(schema, n_bins=10)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(60, 6))
+    X[:, 2:5] = np.eye(3)[rng.integers(0, 3, 60)]
+    X[:, 5] = rng.integers(0, 2, 60)
+    immutable = ~schema.mutable_mask
+    pairs = make_pairs(X[:40], np.zeros(40, dtype=int), X[40:], immutable, 5.0, 5)
+    val = make_pairs(X[30:40], np.zeros(10, dtype=int), X[40:], immutable, 5.0, 5)
+    net = GenReTransformer(layout.n_units, layout.k_max, layout.class_mask(), width=8,
+                           n_heads=2, n_encoder_layers=1, n_decoder_layers=1, ffn_width=8,
+                           dropout=0.0, generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    return layout, pairs, val, net
+
+
+def _train(net, layout, pairs, val, **budget):
+    return train(net, layout, pairs, val, batch_size=16, device=torch.device("cpu"),
+                 data_generator=torch.Generator().manual_seed(1),
+                 dropout_generator=torch.Generator().manual_seed(2), progress=False,
+                 **budget)  # fmt: skip
+
+
+def test_training_budget_is_counted_in_steps_with_evaluations_every_eval_every():
+    layout, pairs, val, net = _tiny_training_problem()
+    history = _train(net, layout, pairs, val, max_steps=23, eval_every=5, lr=1e-2, patience=100)
+    assert history.steps == [5, 10, 15, 20, 23]  # and one at the last step
+    assert len(history.train) == len(history.val) == 5
+    assert pairs.n_sources == 40  # batches of 16, 16 and 8: 3 steps per pass, fresh pairs each
+    assert history.epochs == pytest.approx(7 + 32 / 40)  # 7 passes and 2 steps
+    # the network kept is the one with the lowest validation loss, and it is restored
+    assert history.best_step == history.steps[int(np.argmin(history.val))]
+    data = Batches.build(val, layout, torch.device("cpu"))
+    chosen = val.draw(torch.Generator().manual_seed(1))
+    weights = torch.as_tensor(~layout.immutable, dtype=torch.float32)
+    # the fixed validation draw is the first draw of the data generator
+    assert mean_loss(net, data, chosen, weights, 64) == pytest.approx(min(history.val), rel=1e-5)
+
+
+def test_training_stops_after_patience_evaluations_without_improvement():
+    layout, pairs, val, net = _tiny_training_problem()
+    history = _train(net, layout, pairs, val, max_steps=1000, eval_every=4, lr=0.0, patience=3)
+    assert history.steps == [4, 8, 12, 16]  # nothing improves after the first evaluation
+    assert history.best_step == 4
 
 
 # ----------------------------------------------------------------------------------- model
@@ -196,6 +245,22 @@ def german():
     factuals = splits.X_test[model.predict(splits.X_test) == 0][:40].astype(float)
     method = registry.get("method", "genre")(random_state=0, **TINY).fit(model, splits)
     return splits, model, factuals, method
+
+
+def test_sampling_never_draws_a_level_the_factuals_box_rules_out():
+    layout, _, _, net = _tiny_training_problem()
+    schema = small_schema()
+    direction = list(schema.direction)
+    direction[4] = -1  # level "g=z" may be left but never entered
+    schema = Schema(**{**schema.__dict__, "direction": tuple(direction)})
+    X = np.tile([0.5, 0.5, 1.0, 0.0, 0.0, 1.0], (50, 1))  # level "g=x", so "g=z" is ruled out
+    candidates = sample_candidates(net, layout, schema, X, n_candidates=20, tau=1.0, noise=0.0,
+                                   generator=torch.Generator().manual_seed(0),
+                                   device=torch.device("cpu"))  # fmt: skip
+    levels = candidates[..., 2:5]
+    assert (levels[..., 2] == 0).all()
+    assert (levels[..., 1] == 1).any()  # the other level is still drawn
+    np.testing.assert_array_equal(levels.sum(axis=-1), 1.0)
 
 
 def test_samples_respect_immutables_bounds_and_categorical_groups(german):
@@ -251,7 +316,7 @@ def test_fit_and_generate_leave_the_global_random_state_alone():
     splits = registry.get("dataset", "synthetic-gaussians")(n_features=3, n_samples=300).load(0)
     model = registry.get("model", "logreg")().fit(splits.X_train, splits.y_train, seed=0)
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
-    method = registry.get("method", "genre")(random_state=0, **{**TINY, "max_epochs": 1})
+    method = registry.get("method", "genre")(random_state=0, **{**TINY, "max_steps": 2})
     method.fit(model, splits).generate(splits.X_test[:10])
     assert torch.equal(torch_state, torch.get_rng_state())
     np.testing.assert_array_equal(numpy_state, np.random.get_state()[1])  # noqa: NPY002
@@ -263,12 +328,12 @@ def test_end_to_end_recourses_are_mostly_valid_on_an_easy_problem(model_name):
     splits = registry.get("dataset", "synthetic-gaussians")(n_features=5, n_samples=2000).load(0)
     model = registry.get("model", model_name)().fit(splits.X_train, splits.y_train, seed=0)
     factuals = splits.X_test[model.predict(splits.X_test) == 0][:100]
-    params = {**TINY, "width": 32, "n_heads": 4, "max_epochs": 10, "top_k": 1000}
+    params = {**TINY, "width": 32, "n_heads": 4, "max_steps": 60, "eval_every": 10, "top_k": 1000}
     method = registry.get("method", "genre")(random_state=0, **params).fit(model, splits)
     recourses = method.generate(factuals)
     found = assert_recourse_contract(splits.schema, model, factuals, recourses)
     assert found.mean() >= 0.9, found.mean()
-    assert method.history_.best_epoch >= 0 and len(method.history_.val) >= 1
+    assert method.history_.best_step > 0 and len(method.history_.val) >= 1
 
 
 def test_no_pairs_to_learn_from_is_not_applicable():

@@ -6,8 +6,9 @@ robust algorithmic recourse".
 Algorithm (ALGORITHMS.md, GenRe, steps 2-4; step 1, the gold labeller, belongs to the data):
 
 1. ``fit``, pairs (:mod:`.pairs`): with ``h`` the model passed to ``fit`` and the gold label of
-   a training point being ``splits.oracle.predict(x)`` where the dataset has an oracle, else its
-   observed label: sources are the training points with ``h(x) <= gamma``, targets those with
+   a training point being its label in ``splits.y_train`` (with ``labels: gold`` the label drawn
+   from the gold labeller, which ``h`` is trained on, as in the authors' protocol; otherwise the
+   observed label): sources are the training points with ``h(x) <= gamma``, targets those with
    ``h(x) > gamma`` and gold label 1. Each source weighs each target by
    ``exp(-lam * ||x - x+||_1)`` if they agree on every immutable feature (else 0), keeps the
    ``top_k`` largest weights and normalises them to ``Q(x+ | x)``. Sources are split
@@ -18,9 +19,9 @@ Algorithm (ALGORITHMS.md, GenRe, steps 2-4; step 1, the gold labeller, belongs t
    epoch: encoder tokens ``[y~, x]``, decoder tokens ``[y~+, x+]`` (``y~ = 2y - 1``), a
    per-position scalar-to-vector embedding shared by encoder and decoder plus a learned
    positional embedding, a causal decoder; each feature's head gives logits over ``n_bins`` bins
-   ``b_j = j / B`` of [0, 1], trained with the cross-entropy against the soft target
-   ``q_j = softmax_j(-(B^2 / 2) (x+_i - b_j)^2)``, summed over features. Adam, early stopping on
-   the validation loss, best checkpoint kept.
+   ``b_j = j / (B - 1)`` of [0, 1] (authors ``j / B``, which never reaches 1), trained with the
+   cross-entropy against the soft target ``q_j = softmax_j(-(B^2 / 2) (x+_i - b_j)^2)``, summed
+   over features. Adam, early stopping on the validation loss, best checkpoint kept.
 3. ``generate`` (:mod:`.sample`): encode ``[+1, x]``, decode feature by feature with the logits
    multiplied by ``tau``, draw a bin and take its value (plus noise of standard deviation
    ``noise``), keep immutable features at the factual's values; ``n_candidates`` candidates per
@@ -42,15 +43,17 @@ Other differences from the authors, each documented where it is implemented:
 
 * sizes (CPU budget): ``width=32`` as the authors, but ``n_heads=4`` (authors 8),
   ``n_encoder_layers = n_decoder_layers = 2`` (authors 16 + 16), ``ffn_width=64`` (32),
-  ``lr=1e-3`` (1e-4), ``batch_size=256`` (2,048 to 16,384), at most ``max_epochs=30`` epochs
-  with ``patience=5`` (authors: 2,000 epochs, validation every 10); pre-layer-norm blocks (the
-  authors use ``torch.nn.Transformer``'s post-norm), which train stably at the larger learning
-  rate; one output head per unit (the authors share one head);
+  ``lr=1e-3`` (1e-4), ``batch_size=256`` (2,048 to 16,384), at most ``max_steps=3000`` Adam
+  steps with a validation loss every 100 steps and ``patience=5`` (authors: 2,000 epochs,
+  validation every 10); pre-layer-norm blocks (the authors use ``torch.nn.Transformer``'s
+  post-norm), which train stably at the larger learning rate; one output head per unit (the
+  authors share one head);
 * sampling keeps immutable features at the factual's values *during* decoding (so later features
   are conditioned on them; the authors let the model predict them) and clips every sampled value
   to the factual's box and integer grid as it goes;
 * immutable units are left out of the training loss (their values are forced when sampling);
-* the validation loss is computed every epoch on one fixed draw of validation pairs;
+* the validation loss is computed every ``eval_every`` steps on one fixed draw of validation
+  pairs;
 * sources that agree with no target on the immutable features are dropped from training.
 
 Hyperparameters and defaults are listed in :class:`GenRe`.
@@ -110,10 +113,15 @@ class GenRe(RecourseMethod):
         Adam learning rate (authors: 1e-4).
     batch_size : int, default 256
         Pairs per Adam step (authors: 2,048 or more).
-    max_epochs : int, default 30
-        Epoch budget (authors: 2,000).
+    max_steps : int, default 3000
+        Budget of Adam steps (authors: 2,000 epochs). Counted in steps rather than epochs so that
+        a small dataset (German: one step per epoch) trains as long as Adult (about 100 steps per
+        epoch); fresh pairs are still drawn at every epoch.
+    eval_every : int, default 100
+        Steps between two validation losses (authors: every 10 epochs).
     patience : int, default 5
-        Epochs without a lower validation loss before training stops (the best epoch is kept).
+        Validation losses in a row without a new lowest before training stops (the best
+        network is kept).
     tau : float, default 10.0
         Logit multiplier when sampling (sharpens; authors' value).
     noise : float, default 0.0
@@ -171,7 +179,8 @@ class GenRe(RecourseMethod):
         dropout: float = 0.1,
         lr: float = 1e-3,
         batch_size: int = 256,
-        max_epochs: int = 30,
+        max_steps: int = 3000,
+        eval_every: int = 100,
         patience: int = 5,
         tau: float = 10.0,
         noise: float = 0.0,
@@ -194,7 +203,8 @@ class GenRe(RecourseMethod):
         self.dropout = dropout
         self.lr = lr
         self.batch_size = batch_size
-        self.max_epochs = max_epochs
+        self.max_steps = max_steps
+        self.eval_every = eval_every
         self.patience = patience
         self.tau = tau
         self.noise = noise
@@ -223,7 +233,8 @@ class GenRe(RecourseMethod):
         self.check_param("dropout", "float", low=0, high=1, open_high=True)
         self.check_param("lr", "float", low=0, open_low=True)
         self.check_param("batch_size", "int", low=1)
-        self.check_param("max_epochs", "int", low=1)
+        self.check_param("max_steps", "int", low=1)
+        self.check_param("eval_every", "int", low=1)
         self.check_param("patience", "int", low=1)
         self.check_param("tau", "float", low=0, open_low=True)
         self.check_param("noise", "float", low=0)
@@ -257,11 +268,10 @@ class GenRe(RecourseMethod):
         schema = splits.schema
         X = np.asarray(splits.X_train, dtype=float)
         scores = np.asarray(model.predict_proba(X))[:, 1]
-        gold = splits.oracle.predict(X) if splits.oracle is not None else splits.y_train
         train_pairs, val_pairs = split_pairs(
             X,
             scores,
-            np.asarray(gold),
+            np.asarray(splits.y_train),
             ~schema.mutable_mask,
             gamma=self.gamma,
             lam=self.lam,
@@ -288,7 +298,8 @@ class GenRe(RecourseMethod):
             layout,
             train_pairs,
             val_pairs,
-            max_epochs=self.max_epochs,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
             batch_size=self.batch_size,
             lr=self.lr,
             patience=self.patience,

@@ -104,8 +104,8 @@ class Layout:
         return classes[None, :] < torch.as_tensor(self.n_classes)[:, None]
 
     def bins(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Bin values ``b_j = j / B`` for ``j = 0 .. B - 1`` (the authors' grid)."""
-        return torch.arange(self.n_bins, dtype=torch.float32, device=device) / self.n_bins
+        """Bin values ``b_j = j / (B - 1)``, ``j = 0 .. B - 1`` (see :func:`bin_values`)."""
+        return bin_values(self.n_bins, torch.float32, device)
 
     def tokens(self, X: torch.Tensor, label: float | torch.Tensor) -> torch.Tensor:
         """Token inputs ``(n, T + 1, k_max)`` of rows ``X`` (n, d) with label ``y~``."""
@@ -139,10 +139,20 @@ class Layout:
         return out
 
 
+def bin_values(n_bins: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """The ``B`` bin values ``b_j = j / (B - 1)``: an even grid of [0, 1] with both ends.
+
+    The authors use ``b_j = j / B``, which never reaches 1, so a feature at its upper bound (or a
+    binary feature's 1) could only be sampled as ``1 - 1/B``; the kernel width ``1/B`` of the soft
+    targets is kept.
+    """
+    return torch.arange(n_bins, dtype=dtype, device=device) / (n_bins - 1)
+
+
 def soft_bin_targets(values: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Soft targets ``softmax_j(-(B^2 / 2) (v - j / B)^2)``, ``j = 0 .. B - 1``, of every value.
+    """Soft targets ``softmax_j(-(B^2 / 2) (v - b_j)^2)`` of every value (:func:`bin_values`).
 
     Returns a tensor of shape ``values.shape + (n_bins,)``.
     """
-    bins = torch.arange(n_bins, dtype=values.dtype, device=values.device) / n_bins
+    bins = bin_values(n_bins, values.dtype, values.device)
     return torch.softmax(-(n_bins**2 / 2.0) * (values[..., None] - bins) ** 2, dim=-1)

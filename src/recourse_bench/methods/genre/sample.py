@@ -5,10 +5,11 @@ For factuals ``X`` (n, d): encode ``[+1, x]`` once per factual, repeat the encod
 with cached keys and values (so each step costs one token per sequence). At each step the logits
 are multiplied by ``tau`` and a class is drawn:
 
-* a binned unit takes the drawn bin's value ``b_j = j / B`` (plus optional Gaussian noise of
+* a binned unit takes the drawn bin's value ``b_j`` (plus optional Gaussian noise of
   standard deviation ``noise``), clipped to the factual's box (bounds and direction) and rounded
   to the integer grid, so that later units are conditioned on a feasible value;
-* a categorical unit takes the drawn level, written back as a one-hot block;
+* a categorical unit takes the drawn level, written back as a one-hot block; levels whose column
+  the factual's box fixes at 0 (a direction constraint on the group) are masked before drawing;
 * an immutable unit keeps the factual's value (nothing is drawn).
 
 Steps after the last mutable unit are skipped (they could only predict immutable units).
@@ -113,10 +114,14 @@ def _sample_chunk(
     for t in range(last + 1):
         logits = net.decode_step(token, t, caches)
         if not layout.immutable[t]:
-            scaled = (tau * logits).masked_fill(~net.class_mask[t], float("-inf"))
+            cols = list(layout.columns[t])
+            allowed = net.class_mask[t].expand_as(logits)
+            if layout.categorical[t]:  # levels the factual's box rules out are never drawn
+                allowed = allowed.clone()
+                allowed[:, : len(cols)] &= hi_t[:, cols] > 0.5
+            scaled = (tau * logits).masked_fill(~allowed, float("-inf"))
             choice = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator)
             choice = choice.reshape(-1)
-            cols = list(layout.columns[t])
             if layout.categorical[t]:
                 out[:, cols] = torch.nn.functional.one_hot(choice, len(cols)).to(out.dtype)
             else:

@@ -1,9 +1,10 @@
 """Training of GenRe's transformer on synthesised pairs: Adam, early stopping, best checkpoint.
 
 Each epoch draws one fresh target ``x+ ~ Q(. | x)`` per training source and runs through the
-sources in a fresh random order; the validation loss uses one fixed draw per validation source
-(so that epochs are compared on the same pairs). Training stops once the validation loss has not
-improved for ``patience`` epochs, and the network is restored to the epoch with the lowest one.
+sources in a fresh random order. The budget is a number of Adam steps; every ``eval_every`` steps
+the validation loss is computed on one fixed draw per validation source (so that evaluations are
+compared on the same pairs). Training stops once the validation loss has not improved for
+``patience`` evaluations, and the network is restored to the evaluation with the lowest one.
 """
 
 from __future__ import annotations
@@ -73,11 +74,27 @@ class Batches:
 
 @dataclass
 class History:
-    """Per-epoch mean training and validation losses, and the epoch kept."""
+    """Training and validation losses at every evaluation, and the step kept.
 
+    Attributes
+    ----------
+    steps : list of int
+        Adam steps taken at each evaluation.
+    train : list of float
+        Mean training loss over the steps since the previous evaluation.
+    val : list of float
+        Validation loss at each evaluation.
+    best_step : int
+        Steps taken when the kept (lowest validation loss) network was saved; -1 before any.
+    epochs : float
+        Passes over the training sources made.
+    """
+
+    steps: list[int] = field(default_factory=list)
     train: list[float] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
-    best_epoch: int = -1
+    best_step: int = -1
+    epochs: float = 0.0
 
 
 def mean_loss(
@@ -98,13 +115,40 @@ def mean_loss(
     return total / n
 
 
+class EarlyStopping:
+    """Keeps the network state with the lowest validation loss; says when to stop."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best_loss = float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.waited = 0
+
+    def update(self, net: GenReTransformer, val_loss: float) -> bool:
+        """Record one evaluation; True when the network was saved as the new best."""
+        if self.best_state is None or val_loss < self.best_loss - MIN_IMPROVEMENT * abs(
+            self.best_loss
+        ):
+            self.best_loss, self.waited = val_loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return True
+        self.waited += 1
+        return False
+
+    @property
+    def done(self) -> bool:
+        """``patience`` evaluations in a row without a lower validation loss."""
+        return self.waited >= self.patience
+
+
 def train(
     net: GenReTransformer,
     layout: Layout,
     train_pairs: PairSet,
     val_pairs: PairSet,
     *,
-    max_epochs: int,
+    max_steps: int,
+    eval_every: int,
     batch_size: int,
     lr: float,
     patience: int,
@@ -113,7 +157,12 @@ def train(
     device: torch.device,
     progress: bool = True,
 ) -> History:
-    """Train ``net`` in place and leave it at its best validation epoch (in eval mode).
+    """Train ``net`` in place and leave it at its best validation evaluation (in eval mode).
+
+    The budget is counted in Adam steps, not epochs, so that a small dataset (one step per
+    epoch) trains as long as a large one. Each pass over the training sources (an epoch) draws
+    fresh pairs and a fresh order; the validation loss is computed every ``eval_every`` steps
+    and at the last step.
 
     Parameters
     ----------
@@ -123,8 +172,9 @@ def train(
         Units of the schema.
     train_pairs, val_pairs : PairSet
         Training and validation pairs.
-    max_epochs, batch_size, patience : int
-        Epoch budget, pairs per Adam step, epochs without improvement before stopping.
+    max_steps, eval_every, batch_size, patience : int
+        Step budget, steps between validation losses, pairs per Adam step, evaluations without
+        improvement before stopping.
     lr : float
         Adam learning rate.
     data_generator : torch.Generator
@@ -143,24 +193,22 @@ def train(
     """
     train_data = Batches.build(train_pairs, layout, device)
     val_data = Batches.build(val_pairs, layout, device)
-    val_chosen = val_pairs.draw(data_generator)  # one fixed draw for every epoch
+    val_chosen = val_pairs.draw(data_generator)  # one fixed draw for every evaluation
     weights = torch.as_tensor(~layout.immutable, dtype=torch.float32, device=device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
-    history = History()
-    best_loss, best_state, waited = float("inf"), None, 0
-    n = train_pairs.n_sources
+    history, stopping = History(), EarlyStopping(patience)
+    n, steps, pending = train_pairs.n_sources, 0, []
     bar = tqdm(
-        range(int(max_epochs)),
+        total=int(max_steps),
         desc="genre",
-        unit="epoch",
+        unit="step",
         leave=False,
         disable=None if progress else True,
     )
-    for epoch in bar:
+    while steps < max_steps and not stopping.done:
         net.train()
         chosen = train_pairs.draw(data_generator)
         order = torch.randperm(n, generator=data_generator)
-        total = 0.0
         for start in range(0, n, batch_size):
             rows = order[start : start + batch_size]
             src, tgt, dist = train_data.batch(rows, chosen[rows])
@@ -168,20 +216,25 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total += float(loss.detach()) * len(rows)
-        history.train.append(total / n)
-        val_loss = mean_loss(net, val_data, val_chosen, weights, 4 * batch_size)
-        history.val.append(val_loss)
-        bar.set_postfix(train=f"{history.train[-1]:.3f}", val=f"{val_loss:.3f}")
-        if best_state is None or val_loss < best_loss - MIN_IMPROVEMENT * abs(best_loss):
-            best_loss, waited, history.best_epoch = val_loss, 0, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            waited += 1
-            if waited >= patience:
+            pending.append(loss.detach())
+            steps += 1
+            history.epochs += len(rows) / n
+            bar.update(1)
+            if steps % eval_every == 0 or steps == max_steps:
+                history.steps.append(steps)
+                history.train.append(float(torch.stack(pending).mean()))
+                pending = []
+                history.val.append(mean_loss(net, val_data, val_chosen, weights, 4 * batch_size))
+                if stopping.update(net, history.val[-1]):
+                    history.best_step = steps
+                bar.set_postfix(train=f"{history.train[-1]:.3f}", val=f"{history.val[-1]:.3f}")
+                net.train()
+                if stopping.done:
+                    break
+            if steps >= max_steps:
                 break
     bar.close()
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    if stopping.best_state is not None:
+        net.load_state_dict(stopping.best_state)
     net.eval()
     return history
