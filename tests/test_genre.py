@@ -14,8 +14,8 @@ from recourse_bench.api import ConfigError, Schema
 from recourse_bench.methods.genre.layout import Layout, soft_bin_targets
 from recourse_bench.methods.genre.model import GenReTransformer
 from recourse_bench.methods.genre.pairs import make_pairs, pair_distribution, split_pairs
-from recourse_bench.methods.genre.sample import sample_candidates
-from recourse_bench.methods.genre.train import Batches, mean_loss, pair_loss, train
+from recourse_bench.methods.genre.sample import allowed_levels, draw, sample_candidates
+from recourse_bench.methods.genre.train import Batches, EarlyStopping, mean_loss, pair_loss, train
 
 from .conftest import assert_recourse_contract
 
@@ -202,6 +202,26 @@ def test_training_stops_after_patience_evaluations_without_improvement():
     assert history.best_step == 4
 
 
+def test_early_stopping_keeps_every_new_lowest_but_only_a_real_improvement_resets_patience():
+    net = _tiny_training_problem()[3]
+    stopping = EarlyStopping(patience=2)
+    assert stopping.update(net, 1.0) and stopping.waited == 0
+    assert stopping.update(net, 0.99995)  # a new lowest is kept ...
+    assert stopping.waited == 1 and stopping.best_loss == 0.99995  # ... but is no real gain
+    assert not stopping.update(net, 1.2) and stopping.done
+    assert stopping.update(net, 0.5) and stopping.waited == 0 and not stopping.done
+
+
+def test_inverse_cdf_draws_follow_the_probabilities_and_never_a_class_of_probability_zero():
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0]]).repeat(20000, 1)
+    choice = draw(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(choice, minlength=5).double() / len(choice)
+    assert counts[[0, 2, 4]].sum() == 0
+    assert abs(float(counts[1]) - 0.2) < 4 * (0.2 * 0.8 / 20000) ** 0.5
+    again = draw(probs, torch.Generator().manual_seed(0))
+    assert torch.equal(choice, again)
+
+
 # ----------------------------------------------------------------------------------- model
 def test_incremental_decoding_matches_the_teacher_forced_forward():
     layout = Layout.from_schema(small_schema(), n_bins=10)
@@ -261,6 +281,11 @@ def test_sampling_never_draws_a_level_the_factuals_box_rules_out():
     assert (levels[..., 2] == 0).all()
     assert (levels[..., 1] == 1).any()  # the other level is still drawn
     np.testing.assert_array_equal(levels.sum(axis=-1), 1.0)
+    # a level fixed at 1 (it may only increase) is the only level allowed
+    lo = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    hi = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    expected = torch.tensor([[False, False, True], [True, False, True]])
+    assert torch.equal(allowed_levels(lo, hi), expected)
 
 
 def test_samples_respect_immutables_bounds_and_categorical_groups(german):

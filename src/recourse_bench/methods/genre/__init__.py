@@ -137,7 +137,9 @@ class GenRe(RecourseMethod):
         sampling (each from its own derived seed); None draws fresh entropy. All factuals of a
         ``generate`` call share one sampling stream, so a factual's recourse depends on the
         other rows of the batch (the harness always passes the same factuals in the same
-        order, so its runs are reproducible).
+        order, so its runs are reproducible). Sampling draws from a CPU generator and gives
+        the same recourses for the same network on any device; dropout masks are drawn on the
+        training device, so a network trained on a GPU differs from one trained on the CPU.
 
     Attributes
     ----------
@@ -146,7 +148,7 @@ class GenRe(RecourseMethod):
     layout_ : Layout
         The token layout of the schema.
     history_ : History
-        Per-epoch training and validation losses and the epoch kept.
+        Training and validation losses at every evaluation, and the step kept.
     n_pairs_ : tuple of int
         Training and validation sources.
 
@@ -335,7 +337,7 @@ class GenRe(RecourseMethod):
             n_candidates=k,
             tau=float(self.tau),
             noise=float(self.noise),
-            generator=self._generator("sample", device),
+            generator=torch.Generator().manual_seed(self._seed("sample")),
             device=device,
         )
         flat = schema.snap(candidates.reshape(len(X) * k, -1), np.repeat(X, k, axis=0))

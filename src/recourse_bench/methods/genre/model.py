@@ -213,6 +213,8 @@ class GenReTransformer(nn.Module):
             for name, param in self.named_parameters():
                 if name == "position":
                     nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04, generator=generator)
+                elif name.endswith("bias"):  # per-position biases are 2-D: test the name first
+                    param.zero_()
                 elif param.dim() == 3:  # per-position matrices: each its own Xavier init
                     for matrix in param:
                         nn.init.xavier_uniform_(matrix, generator=generator)

@@ -8,11 +8,13 @@ are multiplied by ``tau`` and a class is drawn:
 * a binned unit takes the drawn bin's value ``b_j`` (plus optional Gaussian noise of
   standard deviation ``noise``), clipped to the factual's box (bounds and direction) and rounded
   to the integer grid, so that later units are conditioned on a feasible value;
-* a categorical unit takes the drawn level, written back as a one-hot block; levels whose column
-  the factual's box fixes at 0 (a direction constraint on the group) are masked before drawing;
+* a categorical unit takes the drawn level, written back as a one-hot block; a level the factual's
+  box rules out (a direction constraint on the group) is never drawn (:func:`allowed_levels`);
 * an immutable unit keeps the factual's value (nothing is drawn).
 
-Steps after the last mutable unit are skipped (they could only predict immutable units).
+Classes are drawn by inverting the CDF at uniforms from a CPU generator (:func:`draw`), so the
+same seed gives the same samples on any device. Steps after the last mutable unit are skipped
+(they could only predict immutable units).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def sample_candidates(
     """``n_candidates`` sampled recourses per factual, shape (n, K, d), before snapping.
 
     Factuals are processed in chunks of at most ``MAX_SEQUENCES // n_candidates`` rows, each
-    chunk as one batch.
+    chunk as one batch. ``generator`` is a CPU generator (for every draw, whatever ``device``).
     """
     n, d = X.shape
     out = np.empty((n, n_candidates, d))
@@ -116,24 +118,43 @@ def _sample_chunk(
         if not layout.immutable[t]:
             cols = list(layout.columns[t])
             allowed = net.class_mask[t].expand_as(logits)
-            if layout.categorical[t]:  # levels the factual's box rules out are never drawn
+            if layout.categorical[t]:
                 allowed = allowed.clone()
-                allowed[:, : len(cols)] &= hi_t[:, cols] > 0.5
+                allowed[:, : len(cols)] &= allowed_levels(lo_t[:, cols], hi_t[:, cols])
             scaled = (tau * logits).masked_fill(~allowed, float("-inf"))
-            choice = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator)
-            choice = choice.reshape(-1)
+            choice = draw(torch.softmax(scaled, dim=-1), generator)
             if layout.categorical[t]:
                 out[:, cols] = torch.nn.functional.one_hot(choice, len(cols)).to(out.dtype)
             else:
                 c = cols[0]
                 v = bins[choice]
                 if noise > 0:
-                    v = v + noise * torch.randn(
-                        v.shape, generator=generator, device=device, dtype=v.dtype
-                    )
+                    v = v + noise * torch.randn(v.shape, generator=generator).to(v)
                 out[:, c] = bounds.fit(v, c, lo_t[:, c], hi_t[:, c])
         token = layout.unit_token(out, t)
     return out.reshape(len(X), k, -1).double().cpu().numpy()
+
+
+def allowed_levels(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Bool (n, L): the levels of a one-hot group that the factual's box allows.
+
+    A level whose column the box fixes at 0 is ruled out; a level whose column it fixes at 1 is
+    the only one allowed.
+    """
+    forced = lo > 0.5
+    return torch.where(forced.any(dim=1, keepdim=True), forced, hi > 0.5)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One class per row of ``probs`` (n, C), by inverting the CDF at uniforms from ``generator``.
+
+    The uniforms come from a CPU generator whatever the device of ``probs``, so that the same
+    seed draws the same classes on a CPU and on a GPU (``torch.multinomial`` does not).
+    """
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(len(probs), 1, generator=generator).to(cdf) * cdf[:, -1:]
+    choice = torch.searchsorted(cdf, u, right=True).reshape(-1)  # never a class of probability 0
+    return choice.clamp_(max=probs.shape[1] - 1)
 
 
 def _label_token(layout: Layout, rows: torch.Tensor) -> torch.Tensor:

@@ -125,14 +125,17 @@ class EarlyStopping:
         self.waited = 0
 
     def update(self, net: GenReTransformer, val_loss: float) -> bool:
-        """Record one evaluation; True when the network was saved as the new best."""
-        if self.best_state is None or val_loss < self.best_loss - MIN_IMPROVEMENT * abs(
-            self.best_loss
-        ):
-            self.best_loss, self.waited = val_loss, 0
+        """Record one evaluation; True when the network was saved as the new best.
+
+        Any new lowest loss is saved; only an improvement by more than ``MIN_IMPROVEMENT``
+        (relative) resets the patience count.
+        """
+        improved = val_loss < self.best_loss - MIN_IMPROVEMENT * abs(self.best_loss)
+        self.waited = 0 if improved or self.best_state is None else self.waited + 1
+        if self.best_state is None or val_loss < self.best_loss:
+            self.best_loss = val_loss
             self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             return True
-        self.waited += 1
         return False
 
     @property
