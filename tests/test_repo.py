@@ -32,10 +32,11 @@ def test_quick_benchmark_is_the_documented_matrix():
         "growing-spheres",
         "nearest-neighbour",
     ]
-    assert [s.name for s in config.shifts] == ["retrain-seed", "weight-perturbation"]
+    assert [s.name for s in config.shifts] == ["retrain-seed", *["weight-perturbation"] * 3]
+    assert [s.build().severity for s in config.shifts[1:]] == [0.01, 0.03, 0.1]  # a sweep
     assert all(s.build().n_models == 10 for s in config.shifts)
     assert config.seeds == (0, 1, 2)
-    assert len(plan(config)) == 144
+    assert len(plan(config)) == 288
 
 
 def test_readme_plugin_example_runs(tmp_path):

@@ -18,8 +18,9 @@ from .api import ConfigError, RecourseBenchError
 from .config import load_config, plan
 from .datasets import _files as files_module
 from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
+from .reports.report import FORMATS, REPORT_FILE, check_formats, write_report
 from .reports.tables import markdown_report
-from .store import read_metadata, read_results
+from .store import merge_results, read_metadata, read_results, results_path
 
 LIST_KINDS = {
     "datasets": "dataset",
@@ -28,7 +29,7 @@ LIST_KINDS = {
     "shifts": "shift",
     "metrics": "metric",
 }
-REPORT_FILE = "report.md"
+FORMAT_HELP = f"report formats, comma-separated (default: {','.join(FORMATS)})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
     )
-    run.add_argument("--no-report", action="store_true", help="do not write report.md")
+    run.add_argument(
+        "--no-report", action="store_true", help="do not write the report (tables, figures)"
+    )
+    run.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    report = sub.add_parser("report", help="tables from a finished run")
-    report.add_argument("results", help="run folder or results.parquet")
-    report.add_argument("--out", help="folder to write report.md into (default: print only)")
+    report = sub.add_parser("report", help="tables, figures and tests from finished runs")
+    report.add_argument(
+        "results", nargs="+", help="run folder(s) or results.parquet file(s); several are merged"
+    )
+    report.add_argument(
+        "--out", help="report folder (index.md, tables, figures); default: print report.md only"
+    )
+    report.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
 
     data = sub.add_parser("data", help="dataset files: fetch, verify, or show where they are")
     data.add_argument("action", choices=("fetch", "verify", "where"))
@@ -115,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     for path in args.plugin:
         registry.load_plugin_file(path)
     config = load_config(args.config)
+    formats = _formats(args.format)  # checked before any work
     for kind, names in _parse_only(args.only):
         config = config.only(kind, names)
     if args.jobs == 0 or args.jobs < -1:
@@ -136,9 +146,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     if not args.no_report:
         timings = result.metadata.get("recourse_timings")
-        text = markdown_report(result.results, title=config.name, timings=timings)
-        (out / REPORT_FILE).write_text(text, encoding="utf-8")
-        print(text)
+        index = write_report(
+            result.results, out, title=config.name, formats=formats, timings=timings
+        )
+        print((out / REPORT_FILE).read_text(encoding="utf-8"))
+        print(f"recourse-bench: report with tables and figures: {index}", file=sys.stderr)
     stages = result.metadata["stages"]
     cached = sum(s["cached"] for s in stages.values())
     units = sum(s["units"] for s in stages.values())
@@ -175,15 +187,44 @@ def _writable_folder(path: Path, flag: str) -> Path:
 
 
 def _report(args: argparse.Namespace) -> int:
-    results = read_results(args.results)
-    metadata = read_metadata(args.results)
-    name = metadata.get("config_name", "recourse-bench")
-    text = markdown_report(results, title=name, timings=metadata.get("recourse_timings"))
-    if args.out:
-        out = _writable_folder(Path(args.out), "--out")
-        (out / REPORT_FILE).write_text(text, encoding="utf-8")
-    print(text)
+    formats = _formats(args.format)
+    frames = [read_results(path) for path in args.results]
+    metadata = [read_metadata(path) for path in args.results]
+    results, replaced = merge_results(frames)
+    names = list(dict.fromkeys(m.get("config_name", "recourse-bench") for m in metadata))
+    title = " + ".join(names)
+    timings = [t for m in metadata for t in m.get("recourse_timings") or []]
+    if replaced:
+        print(
+            f"recourse-bench: {replaced} measurement(s) appear in more than one results file; "
+            "the later file's values are kept",
+            file=sys.stderr,
+        )
+    if not args.out:
+        print(markdown_report(results, title=title, timings=timings))
+        print("recourse-bench: add --out DIR for LaTeX tables, figures and tests", file=sys.stderr)
+        return 0
+    out = _writable_folder(Path(args.out), "--out")
+    index = write_report(
+        results,
+        out,
+        title=title,
+        formats=formats,
+        timings=timings,
+        sources=[str(results_path(p)) for p in args.results],
+        duplicates=replaced,
+    )
+    print((out / REPORT_FILE).read_text(encoding="utf-8"))
+    print(f"recourse-bench: wrote {index}", file=sys.stderr)
     return 0
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    """``--format`` as a tuple of formats; one clear line for an unknown one."""
+    try:
+        return check_formats(text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--format {text!r}: {exc}") from None
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +50,44 @@ COLUMNS: dict[str, str] = {
 }
 
 
+# One measurement: the same key in two results files is the same number measured twice.
+MEASUREMENT = [
+    *("dataset_label", "model_label", "method_label", "shift_label"),
+    *("seed", "metric", "draw"),
+]
+
+
 def to_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     """Rows (dicts) -> a typed, validated, deterministically sorted results frame."""
-    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    return _typed(pd.DataFrame(list(rows), columns=list(COLUMNS)))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.astype(COLUMNS)
-    order = [
-        "dataset_label",
-        "model_label",
-        "method_label",
-        "shift_label",
-        "seed",
-        "metric",
-        "draw",
-    ]
-    frame = frame.sort_values(order, na_position="first", kind="mergesort").reset_index(drop=True)
+    frame = frame.sort_values(MEASUREMENT, na_position="first", kind="mergesort").reset_index(
+        drop=True
+    )
     validate(frame)
     return frame
+
+
+def merge_results(frames: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, int]:
+    """Several results frames as one, and how many of their rows were replaced.
+
+    A measurement (same dataset, model, method and shift labels, seed, metric and updated model)
+    found in several frames is kept from the last frame that has it, so a rerun listed after
+    the first run replaces it; rows within one frame are never dropped.
+    """
+    if not frames:
+        raise DataError("no results to merge; give at least one results file")
+    stacked = pd.concat(
+        [f[list(COLUMNS)].assign(_source=i) for i, f in enumerate(frames)], ignore_index=True
+    )
+    keys = [stacked[c].astype("string").fillna("<NA>") for c in MEASUREMENT]
+    latest = stacked.groupby(keys, sort=False)["_source"].transform("max")
+    replaced = stacked["_source"] < latest
+    merged = stacked[~replaced].drop(columns="_source")
+    return _typed(merged), int(replaced.sum())
 
 
 def validate(frame: pd.DataFrame) -> None:

@@ -21,6 +21,24 @@ ROW = [*CELL, "shift_label"]
 PREFERRED_ORDER = ("invalidation-rate", "validity", "coverage", "cost-l1")
 
 
+def registered_metric(name: str) -> Any:
+    """The registered :class:`~recourse_bench.metrics.Metric` called ``name``, or None."""
+    from .. import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
+    from ..api import UnknownNameError
+    from ..registry import get
+
+    try:
+        return get("metric", name)
+    except UnknownNameError:
+        return None
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """Whether a larger value of ``metric`` is better; None for a metric that is not registered."""
+    found = registered_metric(metric)
+    return None if found is None else bool(found.higher_is_better)
+
+
 def bootstrap_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean (the value itself for fewer than 2 values)."""
     values = np.asarray(values, dtype=float)

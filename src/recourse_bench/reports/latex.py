@@ -1,0 +1,520 @@
+"""Paper tables: one metric, methods as rows, datasets (x models x shifts) as column groups.
+
+Every cell is the metric's mean over seeds with the half-width of its 95 % percentile-bootstrap
+interval (``mean ± (high - low) / 2``; a plain mean for a single seed), as computed by
+:func:`recourse_bench.reports.tables.summarise`: an update metric is first averaged over the
+updated models of each seed. The best value of each column is marked (bold) according to the
+metric's ``higher_is_better``, comparing the rounded values that are printed, so that tied printed
+values are all marked. Cells without a result show ``--``; whatever is missing (skipped, failed or
+undefined seeds) is counted in a note under the table, never dropped silently.
+
+:func:`paper_table` builds a :class:`PaperTable`; :func:`to_latex` renders it as a booktabs
+``table`` environment and :func:`to_markdown_table` as Markdown. :func:`paper_tables` builds the
+table of every metric present in a results frame.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .tables import PREFERRED_ORDER, higher_is_better, registered_metric, summarise, to_markdown
+
+FIELDS = {"dataset": "dataset_label", "model": "model_label", "shift": "shift_label"}
+MISSING = "--"
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
+    "\u00d7": r"$\times$",  # multiplication sign
+    "≤": r"$\leq$",
+    "≥": r"$\geq$",
+    "→": r"$\rightarrow$",
+}
+
+
+@dataclass
+class PaperTable:
+    """One metric's paper table, before rendering.
+
+    Attributes
+    ----------
+    metric : str
+        The metric shown.
+    higher_is_better : bool or None
+        Its direction (None when the metric is not registered: then nothing is marked best).
+    columns : tuple of str
+        The fields that make the column groups, outermost first (``dataset``, ``model``,
+        ``shift``).
+    keys : list of tuple of str
+        The columns in order: one tuple of labels (one per field of ``columns``) each.
+    methods : list of str
+        The rows (method labels) in order.
+    cells : pandas.DataFrame
+        One row per (method, column): ``method``, the fields of ``columns``, ``mean``, ``low``,
+        ``high``, ``half_width``, ``n_seeds``, ``text`` (the printed number, or ``--``), ``best``
+        (bool) and ``marker`` (the letter of the cell's note, or "").
+    notes : list of tuple of str
+        ``(marker, text)`` for each kind of missing result, counted.
+    caption : str
+        A default caption (plain text) saying what the numbers are.
+    digits : int
+        Decimals printed.
+    """
+
+    metric: str
+    higher_is_better: bool | None
+    columns: tuple[str, ...]
+    keys: list[tuple[str, ...]]
+    methods: list[str]
+    cells: pd.DataFrame
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    caption: str = ""
+    digits: int = 3
+
+    def cell(self, method: str, *key: str) -> pd.Series:
+        """The row of ``cells`` for ``method`` and the column ``key`` (one label per field)."""
+        mask = self.cells["method"] == method
+        for name, label in zip(self.columns, key, strict=True):
+            mask &= self.cells[name] == label
+        found = self.cells[mask]
+        if len(found) != 1:
+            raise KeyError(f"no cell for method {method!r} and column {key!r}")
+        return found.iloc[0]
+
+
+# ----------------------------------------------------------------------------------- building
+def _direction(metric: str, higher: bool | None) -> bool | None:
+    return higher if higher is not None else higher_is_better(metric)
+
+
+def _relevant(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows that bear on ``metric``: its own, and non-ok rows that name no metric."""
+    named = results["metric"] == metric
+    unnamed = results["metric"].isna() & (results["status"] != "ok")
+    return results[(named.fillna(False) | unnamed).astype(bool)]
+
+
+def _is_shifted(results: pd.DataFrame, metric: str) -> bool:
+    """Whether the metric is measured per shift (update and shift metrics)."""
+    own = results[(results["metric"] == metric).fillna(False).astype(bool)]
+    if own["shift_label"].notna().any():
+        return True
+    found = registered_metric(metric)
+    return found is not None and found.stage != "static"
+
+
+def _default_columns(rows: pd.DataFrame, shifted: bool) -> tuple[str, ...]:
+    """Datasets, then models and shifts where there are several (one is named in the caption)."""
+    columns = ["dataset"]
+    if rows["model_label"].nunique() > 1:
+        columns.append("model")
+    if shifted and rows["shift_label"].nunique() > 1:
+        columns.append("shift")
+    return tuple(columns)
+
+
+def _column_keys(rows: pd.DataFrame, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The columns present, in the order of the results (a sweep's shifts by severity)."""
+    labels = [FIELDS[c] for c in columns]
+    rows = rows.dropna(subset=labels)
+    order = {}
+    for name in ("dataset_label", "model_label"):
+        order[name] = {v: i for i, v in enumerate(dict.fromkeys(rows[name]))}
+    shifts = rows[["shift", "severity", "shift_label"]].drop_duplicates("shift_label")
+    shifts = shifts.sort_values(["shift", "severity", "shift_label"], na_position="first")
+    order["shift_label"] = {v: i for i, v in enumerate(shifts["shift_label"])}
+    keys = {tuple(str(v) for v in k) for k in rows[labels].itertuples(index=False)}
+    return sorted(keys, key=lambda k: tuple(order[n][v] for n, v in zip(labels, k, strict=True)))
+
+
+def _format(mean: float, half: float, n_seeds: int, digits: int) -> str:
+    if math.isnan(mean):
+        return MISSING
+    if n_seeds < 2 or math.isnan(half):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def _marker(i: int) -> str:
+    letters = string.ascii_lowercase
+    return letters[i] if i < len(letters) else letters[i // 26 - 1] + letters[i % 26]
+
+
+def paper_table(
+    results: pd.DataFrame,
+    metric: str,
+    *,
+    columns: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    digits: int = 3,
+    higher_is_better: bool | None = None,
+    summary: pd.DataFrame | None = None,
+) -> PaperTable:
+    """The paper table of ``metric``: methods as rows, column groups of datasets (and shifts).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results frame (see :mod:`recourse_bench.store`).
+    metric : str
+        The metric to tabulate (e.g. ``invalidation-rate``).
+    columns : sequence of str, optional
+        The column fields, outermost first, among ``dataset``, ``model`` and ``shift``. By
+        default ``dataset``, then ``model`` when there are several, then ``shift`` for metrics
+        measured under shifts. A field left out must not vary.
+    methods : sequence of str, optional
+        The method labels to show, in order (default: all, in the order of the results).
+    digits : int
+        Decimals printed; the best value of a column is chosen on the printed (rounded) means.
+    higher_is_better : bool, optional
+        The metric's direction; by default the registered metric's.
+    summary : pandas.DataFrame, optional
+        ``summarise(results)`` if already computed (used by :func:`paper_tables`).
+
+    Returns
+    -------
+    PaperTable
+        The table, for :func:`to_latex` or :func:`to_markdown_table`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown column field, or when a field left out of ``columns`` varies.
+    """
+    rows = _relevant(results, metric)
+    if rows.empty:
+        raise ValueError(f"no results for metric {metric!r}")
+    shifted = _is_shifted(results, metric)
+    if not shifted:  # a static metric: rows of a failed shift say nothing about it
+        rows = rows.assign(shift_label=pd.NA)
+    columns = tuple(columns) if columns is not None else _default_columns(rows, shifted)
+    unknown = [c for c in columns if c not in FIELDS]
+    if unknown:
+        raise ValueError(f"unknown column field(s) {unknown}; valid: {', '.join(FIELDS)}")
+    for name, label in FIELDS.items():
+        if name not in columns and rows[label].nunique() > 1:
+            raise ValueError(
+                f"metric {metric!r} varies over {name} ({rows[label].nunique()} values): "
+                f"add {name!r} to columns"
+            )
+    direction = _direction(metric, higher_is_better)
+    if summary is None:
+        summary = summarise(rows)
+    summary = summary[summary["metric"] == metric]
+    keys = _column_keys(rows, columns)
+    shown = list(dict.fromkeys(rows["method_label"])) if methods is None else list(methods)
+    cells = _cells(summary, columns, keys, shown, digits, direction)
+    cells, notes = _annotate(rows, cells, metric, columns, shifted)
+    return PaperTable(
+        metric=metric,
+        higher_is_better=direction,
+        columns=columns,
+        keys=keys,
+        methods=shown,
+        cells=cells,
+        notes=notes,
+        caption=_caption(metric, direction, rows, shifted, columns),
+        digits=digits,
+    )
+
+
+def _cells(
+    summary: pd.DataFrame,
+    columns: tuple[str, ...],
+    keys: list[tuple[str, ...]],
+    methods: list[str],
+    digits: int,
+    direction: bool | None,
+) -> pd.DataFrame:
+    """The grid of methods x columns with the summary's numbers, text and best marks."""
+    labels = [FIELDS[c] for c in columns]
+    found = {}
+    for entry in summary.itertuples(index=False):
+        record = entry._asdict()
+        key = tuple(str(record[label]) for label in labels)
+        found[(str(record["method_label"]), key)] = record
+    records = []
+    for key in keys:
+        for method in methods:
+            entry = found.get((method, key))
+            mean = math.nan if entry is None else float(entry["mean"])
+            low = math.nan if entry is None else float(entry["low"])
+            high = math.nan if entry is None else float(entry["high"])
+            n_seeds = 0 if entry is None or math.isnan(mean) else int(entry["n_seeds"])
+            half = (high - low) / 2
+            records.append(
+                {
+                    "method": method,
+                    **dict(zip(columns, key, strict=True)),
+                    "mean": mean,
+                    "low": low,
+                    "high": high,
+                    "half_width": half,
+                    "n_seeds": n_seeds,
+                    "text": _format(mean, half, n_seeds, digits),
+                }
+            )
+    names = ["method", *columns, "mean", "low", "high", "half_width", "n_seeds", "text"]
+    cells = pd.DataFrame(records, columns=names)
+    cells["best"] = False
+    if direction is None or not columns:
+        return cells
+    for _, group in cells.groupby(list(columns), sort=False):
+        printed = group["mean"].dropna().map(lambda v: float(f"{v:.{digits}f}"))
+        if len(printed) < 2:  # nothing to compare with
+            continue
+        target = printed.max() if direction else printed.min()
+        cells.loc[printed.index[printed == target], "best"] = True
+    return cells
+
+
+def _annotate(
+    rows: pd.DataFrame,
+    cells: pd.DataFrame,
+    metric: str,
+    columns: tuple[str, ...],
+    shifted: bool,
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Mark every cell with a missing seed; one counted note per kind of missing result."""
+    labels = [FIELDS[c] for c in columns]
+    own = rows[(rows["metric"] == metric).fillna(False).astype(bool)]
+    ok = own[own["status"] == "ok"]
+    ok_seeds = ok.groupby(["method_label", *labels, "seed"], dropna=False)["value"].mean()
+    problems: dict[tuple[str, str], dict[str, set]] = {}
+    cell_problems: dict[tuple, list[tuple[str, str]]] = {}
+
+    def add(kind: tuple[str, str], cell: tuple, seed: int | None) -> None:
+        entry = problems.setdefault(kind, {"cells": set(), "seeds": set()})
+        entry["cells"].add(cell)
+        if seed is not None:
+            entry["seeds"].add((cell, seed))
+        cell_problems.setdefault(cell, [])
+        if kind not in cell_problems[cell]:
+            cell_problems[cell].append(kind)
+
+    bad = rows[rows["status"] != "ok"]
+    if not shifted:  # a metric-less failure matters to a static metric only without its value
+        named = (bad["metric"] == metric).fillna(False).astype(bool).to_numpy()
+        units = pd.MultiIndex.from_frame(bad[["method_label", *labels, "seed"]])
+        measured = units.isin(ok_seeds.index)
+        bad = bad[named | ~measured]
+    for record in bad.itertuples(index=False):
+        values = record._asdict()
+        cell = (str(values["method_label"]), *(str(values[label]) for label in labels))
+        reason = str(values["reason"]) if pd.notna(values["reason"]) else ""
+        add((str(values["status"]), reason), cell, int(values["seed"]))
+    for (method, *key, seed), value in ok_seeds.items():
+        if math.isnan(value):
+            add(("undefined", "no value (e.g. an empty denominator)"), (method, *key), seed)
+    for record in cells[cells["mean"].isna()].itertuples(index=False):
+        values = record._asdict()
+        cell = (values["method"], *(values[c] for c in columns))
+        if cell not in cell_problems:
+            add(("missing", "no results"), cell, None)
+
+    kinds = list(problems)
+    markers = {kind: _marker(i) for i, kind in enumerate(kinds)}
+    cells = cells.copy()
+    cells["marker"] = [
+        ",".join(markers[k] for k in cell_problems.get((r[0], *r[1:]), []))
+        for r in cells[["method", *columns]].itertuples(index=False)
+    ]
+    notes = []
+    for kind in kinds:
+        status, reason = kind
+        n_cells = len(problems[kind]["cells"])
+        n_seeds = len(problems[kind]["seeds"])
+        count = f"{n_cells} cell(s)" + (f", {n_seeds} seed run(s) in all" if n_seeds else "")
+        notes.append((markers[kind], f"{status} in {count}: {reason}".rstrip(": ")))
+    return cells, notes
+
+
+def _caption(
+    metric: str,
+    direction: bool | None,
+    rows: pd.DataFrame,
+    shifted: bool,
+    columns: tuple[str, ...],
+) -> str:
+    seeds = rows["seed"].nunique()
+    better = {True: "higher is better", False: "lower is better", None: "direction unknown"}
+    text = (
+        f"{metric} ({better[direction]}): mean over {seeds} seed(s) ± half-width of the 95 % "
+        "percentile-bootstrap interval"
+    )
+    if shifted:
+        text += ", each seed first averaged over its updated models"
+    text += ". "
+    for name, label in FIELDS.items():  # a field that is not a column has a single value
+        if name not in columns and rows[label].nunique() == 1:
+            text += f"{name.capitalize()}: {rows[label].dropna().iloc[0]}. "
+    if direction is not None:
+        text += "Best per column in bold (ties: all). "
+    return text + f"{MISSING}: no result."
+
+
+def ordered_metrics(results: pd.DataFrame) -> list[str]:
+    """The metrics of a results frame, the usual ones first (as in the Markdown report)."""
+    present = sorted(str(m) for m in results["metric"].dropna().unique())
+    return [m for m in PREFERRED_ORDER if m in present] + [
+        m for m in present if m not in PREFERRED_ORDER
+    ]
+
+
+def paper_tables(results: pd.DataFrame, *, digits: int = 3) -> dict[str, PaperTable]:
+    """The paper table of every metric present (static and update), keyed by metric name.
+
+    Each uses the default columns of :func:`paper_table`; the aggregation runs once.
+    """
+    summary = summarise(results)
+    return {
+        metric: paper_table(results, metric, digits=digits, summary=summary)
+        for metric in ordered_metrics(results)
+    }
+
+
+# ---------------------------------------------------------------------------------- rendering
+def escape_latex(text: str) -> str:
+    r"""``text`` with LaTeX's special characters escaped (``_ % & # { } $ ~ ^ \``, ...)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def _latex_cell(record: pd.Series) -> str:
+    text = str(record["text"])
+    if text != MISSING:
+        text = text.replace(" ± ", r" $\pm$ ")
+        if record["best"]:
+            text = rf"\textbf{{{text}}}"
+    if record["marker"]:
+        text += rf"\textsuperscript{{{record['marker']}}}"
+    return text
+
+
+def _grid(table: PaperTable) -> dict[tuple[str, tuple[str, ...]], pd.Series]:
+    labels = list(table.columns)
+    return {
+        (str(r["method"]), tuple(str(r[c]) for c in labels)): r for _, r in table.cells.iterrows()
+    }
+
+
+def _spans(keys: list[tuple[str, ...]], level: int) -> list[tuple[str, int, int]]:
+    """Runs of columns sharing the labels up to ``level``: (label, first, last), 0-based."""
+    runs: list[tuple[str, int, int]] = []
+    for i, key in enumerate(keys):
+        if runs and keys[runs[-1][1]][: level + 1] == key[: level + 1]:
+            runs[-1] = (runs[-1][0], runs[-1][1], i)
+        else:
+            runs.append((key[level], i, i))
+    return runs
+
+
+def to_latex(
+    table: PaperTable,
+    caption: str | None = None,
+    label: str | None = None,
+    *,
+    notes: bool = True,
+) -> str:
+    r"""A complete booktabs ``table`` environment (needs only ``\usepackage{booktabs}``).
+
+    Parameters
+    ----------
+    table : PaperTable
+        From :func:`paper_table`.
+    caption : str, optional
+        Plain text (LaTeX special characters are escaped); default ``table.caption``; "" omits
+        the caption.
+    label : str, optional
+        The ``\label`` (default ``tab:<metric>``); "" omits it.
+    notes : bool
+        Print the notes on missing results under the table.
+
+    Returns
+    -------
+    str
+        The LaTeX source, ending with a newline.
+    """
+    caption = table.caption if caption is None else caption
+    label = f"tab:{table.metric}" if label is None else label
+    n = len(table.keys)
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        lines.append(rf"\caption{{{escape_latex(caption)}}}")
+    if label:
+        lines.append(rf"\label{{{label}}}")
+    lines += [rf"\begin{{tabular}}{{l{'c' * n}}}", r"\toprule"]
+    depth = len(table.columns)
+    for level in range(depth - 1):
+        runs = _spans(table.keys, level)
+        heads = [rf"\multicolumn{{{b - a + 1}}}{{c}}{{{escape_latex(t)}}}" for t, a, b in runs]
+        lines.append(" & ".join(["", *heads]) + r" \\")
+        lines.append(" ".join(rf"\cmidrule(lr){{{a + 2}-{b + 2}}}" for _, a, b in runs))
+    last = [escape_latex(key[-1]) for key in table.keys] if depth else []
+    lines.append(" & ".join(["Method", *last]) + r" \\")
+    lines.append(r"\midrule")
+    grid = _grid(table)
+    for method in table.methods:
+        row = [_latex_cell(grid[(method, key)]) for key in table.keys]
+        lines.append(" & ".join([escape_latex(method), *row]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if notes and table.notes:
+        text = "; ".join(rf"\textsuperscript{{{m}}}{escape_latex(t)}" for m, t in table.notes)
+        lines += [r"\par\smallskip", rf"{{\footnotesize {text}.\par}}"]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown_table(table: PaperTable, caption: str | None = None) -> str:
+    """The table as GitHub Markdown: best in ``**bold**``, notes as ``(a)`` under the table.
+
+    ``caption`` (default ``table.caption``; "" omits it) is printed as a paragraph above. The
+    column header joins the column fields' labels with " / ".
+    """
+    caption = table.caption if caption is None else caption
+    grid = _grid(table)
+    header = ["method", *(" / ".join(key) for key in table.keys)]
+    rows = []
+    for method in table.methods:
+        row = [method]
+        for key in table.keys:
+            record = grid[(method, key)]
+            text = str(record["text"])
+            if record["best"] and text != MISSING:
+                text = f"**{text}**"
+            if record["marker"]:
+                text += f" ({record['marker']})"
+            row.append(text)
+        rows.append(row)
+    text = to_markdown(pd.DataFrame(rows, columns=header))
+    if caption:
+        text = f"{caption}\n\n{text}"
+    if table.notes:
+        text += "\n" + "\n".join(f"({m}) {t}" for m, t in table.notes) + "\n"
+    return text
+
+
+__all__ = [
+    "PaperTable",
+    "escape_latex",
+    "ordered_metrics",
+    "paper_table",
+    "paper_tables",
+    "to_latex",
+    "to_markdown_table",
+]

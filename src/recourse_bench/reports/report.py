@@ -1,0 +1,229 @@
+"""The report folder of a run: Markdown and LaTeX tables, figures, paired tests, and an index.
+
+:func:`write_report` turns a results frame (one run, or several merged with
+:func:`recourse_bench.store.merge_results`) into a folder::
+
+    index.md                 every table and figure below, one sentence each, and the row counts
+    report.md                the invalidation table (and the time table) for the terminal
+    tables/<metric>.tex      booktabs tables, methods as rows (``tex``)
+    tables/<metric>.md       the same tables in Markdown (``md``)
+    figures/<name>.pdf|png   the four figures (``pdf``, ``png``)
+    stats/paired-tests.csv   Wilcoxon signed-rank tests between methods, Holm-corrected
+
+Rows that are not ``ok`` (skipped, error, timeout) are never dropped silently: ``index.md``
+counts them per method and reason, and the tables mark the cells they affect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .latex import PaperTable, paper_tables, to_latex, to_markdown_table
+from .stats import paired_tests
+from .tables import higher_is_better, markdown_report, to_markdown
+
+FORMATS = ("md", "tex", "pdf", "png")
+INDEX_FILE = "index.md"
+REPORT_FILE = "report.md"
+STATS_FILE = "paired-tests.csv"
+ALPHA = 0.05
+SHOWN_TEST_COLUMNS = [
+    *("dataset", "model", "shift", "metric", "method_a", "method_b"),
+    *("n_pairs", "median_diff", "p_holm", "better"),
+]
+
+FIGURE_CAPTIONS = {
+    "invalidation-by-shift": (
+        "Invalidation rate of each method under each shift (mean over seeds, 95 % bootstrap "
+        "interval): how many recourses valid under the base model the updated models reject."
+    ),
+    "invalidation-vs-severity": (
+        "Invalidation rate against the size of each swept shift, one line per method: how fast "
+        "recourse breaks as the shift grows."
+    ),
+    "cost-vs-invalidation": (
+        "The price of robustness: each method's L1 cost against its invalidation rate averaged "
+        "over shifts, with the Pareto front of methods no other method beats on both."
+    ),
+    "invalidation-heatmap": (
+        "Mean invalidation rate of every method (rows) under every shift (columns), on one "
+        "0-1 colour scale."
+    ),
+}
+
+
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """The formats asked for, in a fixed order; a ValueError names an unknown one."""
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise ValueError(
+            f"unknown report format(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {','.join(FORMATS)}"
+        )
+    return tuple(f for f in FORMATS if f in wanted)
+
+
+def status_counts(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows that are not ``ok``, counted per method, status and reason (for the index)."""
+    bad = results[results["status"] != "ok"]
+    columns = ["method", "status", "rows", "seeds", "reason"]
+    if bad.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = bad.groupby(["method_label", "status", "reason"], dropna=False, sort=True)
+    counts = grouped.agg(rows=("status", "size"), seeds=("seed", "nunique")).reset_index()
+    counts = counts.rename(columns={"method_label": "method"})
+    counts["reason"] = counts["reason"].fillna("").map(_short)
+    return counts[columns]
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def write_report(
+    results: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    title: str = "recourse-bench",
+    formats: Sequence[str] = FORMATS,
+    timings: list[dict[str, Any]] | None = None,
+    sources: Sequence[str] = (),
+    duplicates: int = 0,
+) -> Path:
+    """Write the report folder of ``results`` into ``out_dir`` and return the index's path.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        A results frame (see :mod:`recourse_bench.store`).
+    out_dir : str or Path
+        The report folder (created if needed; files of the same names are replaced).
+    title : str
+        The report's title (the benchmark's name).
+    formats : sequence of str
+        Any of ``md``, ``tex``, ``pdf``, ``png``; ``index.md`` and ``report.md`` are always
+        written, the Markdown tables only with ``md``.
+    timings : list of dict, optional
+        The run metadata's ``recourse_timings`` (adds a time table to ``report.md``).
+    sources : sequence of str
+        The results files merged into ``results`` (listed in the index).
+    duplicates : int
+        Measurements that appeared in more than one source (the later one was kept).
+    """
+    from .figures import write_figures  # matplotlib is imported only when a report is written
+
+    formats = check_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_FILE).write_text(
+        markdown_report(results, title=title, timings=timings), encoding="utf-8"
+    )
+    tables = paper_tables(results)
+    for metric, table in tables.items():
+        if "tex" in formats:
+            _write(out / "tables" / f"{metric}.tex", to_latex(table))
+        if "md" in formats:
+            _write(out / "tables" / f"{metric}.md", to_markdown_table(table))
+    image_formats = [f for f in formats if f in ("pdf", "png")]
+    figures = write_figures(results, out / "figures", image_formats) if image_formats else {}
+    tests = paired_tests(results, alpha=ALPHA)
+    _write(out / "stats" / STATS_FILE, tests.to_csv(index=False))
+    _write(
+        out / INDEX_FILE, _index(results, title, tables, figures, tests, out, sources, duplicates)
+    )
+    return out / INDEX_FILE
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _index(
+    results: pd.DataFrame,
+    title: str,
+    tables: dict[str, PaperTable],
+    figures: dict[str, list[Path]],
+    tests: pd.DataFrame,
+    out: Path,
+    sources: Sequence[str],
+    duplicates: int,
+) -> str:
+    parts = [f"# {title}\n", _overview(results, sources, duplicates)]
+    parts.append("## Figures\n")
+    if not figures:
+        parts.append("No figures (no update metric to plot, or no image format asked for).\n")
+    for name, paths in figures.items():
+        shown = next((p for p in paths if p.suffix == ".png"), paths[0])
+        links = ", ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in paths)
+        parts.append(f"### {name}\n\n{FIGURE_CAPTIONS.get(name, '')} ({links})\n")
+        if shown.suffix == ".png":
+            parts.append(f"![{name}]({shown.relative_to(out).as_posix()})\n")
+    parts.append("## Tables\n")
+    parts.append(
+        "Each cell: mean over seeds +- half the width of the 95 % percentile-bootstrap "
+        "interval (update metrics are first averaged over the updated models of each seed); "
+        "bold marks the best value of each column. LaTeX versions (booktabs) are in `tables/`.\n"
+    )
+    for metric, table in tables.items():
+        direction = {True: "higher is better", False: "lower is better"}.get(
+            higher_is_better(metric), "direction unknown"
+        )
+        parts.append(f"### {metric} ({direction})\n\n{to_markdown_table(table)}\n")
+    parts.append(_stats_section(tests))
+    return "\n".join(parts)
+
+
+def _overview(results: pd.DataFrame, sources: Sequence[str], duplicates: int) -> str:
+    counts = results["status"].value_counts()
+    summary = ", ".join(
+        f"{int(counts.get(s, 0))} {s}" for s in ("ok", "skipped", "error", "timeout")
+    )
+    lines = [
+        f"{len(results)} result rows ({summary}); "
+        f"{results['dataset_label'].nunique()} dataset(s), {results['model_label'].nunique()} "
+        f"model(s), {results['method_label'].nunique()} method(s), "
+        f"{results['shift_label'].dropna().nunique()} shift(s), {results['seed'].nunique()} "
+        "seed(s). The full tables for the terminal are in [report.md](report.md).\n"
+    ]
+    if len(sources) > 1:
+        lines.append("Merged from: " + ", ".join(f"`{s}`" for s in sources) + ".\n")
+        if duplicates:
+            lines.append(
+                f"{duplicates} measurement(s) appeared in more than one file; the later file's "
+                "value was kept.\n"
+            )
+    bad = status_counts(results)
+    if not bad.empty:
+        lines.append(
+            "Rows that are not `ok` are left out of every mean below and counted here (the "
+            "tables mark the cells they affect):\n\n" + to_markdown(bad)
+        )
+    return "\n".join(lines)
+
+
+def _stats_section(tests: pd.DataFrame) -> str:
+    text = [
+        "## Paired tests\n",
+        "Wilcoxon signed-rank tests between every two methods on the same factuals and models "
+        "(units: seeds for static metrics; seeds x updated models for update metrics), "
+        f"Holm-corrected over all {len(tests)} tests; `better` is named where the corrected "
+        f"p-value is below {ALPHA}. All tests, with notes on the ones that could not be run, "
+        f"are in [stats/{STATS_FILE}](stats/{STATS_FILE}).\n",
+    ]
+    significant = tests[tests["better"] != ""]
+    if significant.empty:
+        text.append("No difference is significant at this level.\n")
+        return "\n".join(text)
+    shown = significant[SHOWN_TEST_COLUMNS].copy()
+    shown["shift"] = shown["shift"].fillna("")
+    shown["median_diff"] = shown["median_diff"].map(lambda v: f"{v:.3g}")
+    shown["p_holm"] = shown["p_holm"].map(lambda v: f"{v:.2g}")
+    text.append(to_markdown(shown))
+    return "\n".join(text)

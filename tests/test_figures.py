@@ -1,0 +1,394 @@
+import itertools
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage, imread
+from matplotlib.lines import Line2D
+
+from recourse_bench.reports import figures
+from recourse_bench.reports.figures import (
+    FIGURES,
+    cost_vs_invalidation,
+    invalidation_by_shift,
+    invalidation_heatmap,
+    invalidation_vs_severity,
+    pareto_front,
+    save_figure,
+    write_figures,
+)
+from recourse_bench.reports.style import (
+    COLORBLIND,
+    MethodStyles,
+    paper_style,
+    wrap_label,
+)
+from recourse_bench.reports.tables import summarise
+from recourse_bench.store import to_frame
+
+from .results_frames import make_results, row
+
+METHODS = ("wachter", "roar", "genre")
+# cost and invalidation centres: wachter and roar are on the Pareto front, genre is dominated
+VALUES = {
+    (d, m, metric): v
+    for d in ("german", "adult")
+    for (m, metric), v in {
+        ("wachter", "cost-l1"): 0.2,
+        ("roar", "cost-l1"): 0.8,
+        ("genre", "cost-l1"): 0.9,
+        ("wachter", "invalidation-rate"): 0.6,
+        ("roar", "invalidation-rate"): 0.1,
+        ("genre", "invalidation-rate"): 0.7,
+    }.items()
+}
+ALL_FIGURES = list(FIGURES.values())
+
+
+def _frame(**kwargs):
+    return make_results(VALUES, methods=METHODS, seeds=3, draws=2, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    """One unswept shift (retrain-seed)."""
+    return _frame()
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    """retrain-seed swept over three severities, plus plausibility-lof."""
+    frame = _frame(severities=(0.0, 0.1, 0.2))
+    lof = frame[frame["metric"] == "coverage"].assign(metric="plausibility-lof")
+    return to_frame(pd.concat([frame, lof]).to_dict("records"))
+
+
+@pytest.fixture(scope="module")
+def partial(plain):
+    """Failures: adult/genre's invalidation errored; a fourth method was skipped everywhere."""
+    frame = plain.copy()
+    errored = (
+        (frame["dataset_label"] == "adult")
+        & (frame["method_label"] == "genre")
+        & (frame["metric"] == "invalidation-rate")
+    )
+    frame.loc[errored, ["status", "value", "reason"]] = ["error", np.nan, "boom"]
+    skipped = [
+        row(d, "mlp", "trex", seed, None, np.nan, shift="retrain-seed", status="skipped",
+            reason="not applicable", n=0)
+        for d in ("german", "adult")
+        for seed in range(3)
+    ]  # fmt: skip
+    return to_frame([*frame.to_dict("records"), *skipped])
+
+
+def _ticks(axis) -> list[str]:
+    """The fixed tick labels of an axis (also where they are hidden), unwrapped."""
+    formatter = axis.get_major_formatter()
+    locations = axis.get_majorticklocs()
+    return [formatter(loc, i).replace("\n", "") for i, loc in enumerate(locations)]
+
+
+def _method_lines(fig: Figure) -> list[Line2D]:
+    return [
+        line for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")
+    ]
+
+
+def _panel(ax) -> tuple[str, str]:
+    dataset, model = ax.get_title().split("\n")[0].split(" / ")
+    return dataset, model
+
+
+# -- building ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", ALL_FIGURES, ids=list(FIGURES))
+def test_every_figure_builds_on_a_sweep(sweep, make):
+    fig = make(sweep, MethodStyles.from_results(sweep))
+    assert isinstance(fig, Figure)
+    assert fig.get_layout_engine() is not None  # constrained layout
+    fig.canvas.draw()  # lays out and renders without error
+
+
+@pytest.mark.parametrize("make", ALL_FIGURES, ids=list(FIGURES))
+def test_figures_build_on_partial_results(partial, make):
+    fig = make(partial, MethodStyles.from_results(partial))
+    if make is invalidation_vs_severity:
+        assert fig is None  # no swept shift
+    else:
+        assert isinstance(fig, Figure)
+        fig.canvas.draw()
+
+
+@pytest.mark.parametrize("make", ALL_FIGURES, ids=list(FIGURES))
+def test_nothing_to_plot_gives_none(plain, make):
+    failed = plain.assign(status="skipped", value=np.nan)
+    assert make(failed) is None
+    assert make(plain.iloc[:0]) is None
+
+
+def test_severity_figure_needs_more_than_one_severity(plain):
+    assert invalidation_vs_severity(plain) is None
+    single = _frame(severities=(0.5,))
+    assert invalidation_vs_severity(single) is None
+
+
+def test_cost_figure_needs_cost(plain):
+    assert cost_vs_invalidation(plain[plain["metric"] != "cost-l1"]) is None
+
+
+def test_heatmap_marks_cells_without_ok_values(partial):
+    fig = invalidation_heatmap(partial)
+    for ax in fig.axes:
+        images = [a for a in ax.get_children() if isinstance(a, AxesImage)]
+        if not images:
+            continue  # the colour bar
+        methods = _ticks(ax.yaxis)
+        assert "trex" in methods  # skipped everywhere: a row of n/a
+        data = images[0].get_array()
+        texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+                 for t in ax.texts}  # fmt: skip
+        for r, method in enumerate(methods):
+            missing = method == "trex" or (_panel(ax)[0] == "adult" and method == "genre")
+            assert bool(np.ma.getmaskarray(data)[r, 0]) is missing
+            assert (texts[(r, 0)] == "n/a") is missing
+
+
+# -- consistent method styles ---------------------------------------------------------------------
+
+
+def test_method_styles_are_global_and_sorted():
+    styles = MethodStyles.from_labels(["wachter", "roar", None, "genre", "roar"])
+    assert styles.labels == ("genre", "roar", "wachter")
+    assert [styles.color(m) for m in styles.labels] == list(COLORBLIND[:3])
+    assert styles.order(["wachter", "new", "genre"]) == ["genre", "wachter", "new"]
+    assert styles.color("new") not in COLORBLIND[:3]  # unknown: neutral fallback
+    many = MethodStyles.from_labels(f"m{i:02d}" for i in range(25))
+    pairs = {(many.color(m), many.marker(m)) for m in many.labels}
+    assert len(pairs) == 25
+
+
+@pytest.mark.parametrize("make", ALL_FIGURES[:3], ids=list(FIGURES)[:3])
+def test_a_method_looks_the_same_in_every_figure_and_subset(sweep, make):
+    styles = MethodStyles.from_results(sweep)
+    subset = sweep[sweep["method_label"].isin(["wachter", "roar"])]
+    seen = {}
+    for frame in (sweep, subset):
+        fig = make(frame, styles)
+        lines = _method_lines(fig)
+        assert {line.get_label() for line in lines} == set(frame["method_label"])
+        for line in lines:
+            method = line.get_label()
+            look = (to_hex(line.get_color()), line.get_marker())
+            assert look == (styles.color(method), styles.marker(method))
+            assert seen.setdefault(method, look) == look
+        legend = fig.legends[0]
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+            if text.get_text() in styles.labels:
+                assert to_hex(handle.get_color()) == styles.color(text.get_text())
+                assert handle.get_marker() == styles.marker(text.get_text())
+    # a subset does not renumber: roar keeps the colour it has among all three methods
+    assert seen["roar"][0] == COLORBLIND[1]
+
+
+def test_heatmap_rows_follow_the_global_method_order(sweep):
+    styles = MethodStyles.from_labels([*METHODS, "aaa-first"])
+    fig = invalidation_heatmap(sweep, styles)
+    ax = fig.axes[0]
+    assert _ticks(ax.yaxis) == ["genre", "roar", "wachter"]
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+def _means(frame, metric="invalidation-rate"):
+    summary = summarise(frame)
+    summary = summary[summary["metric"] == metric]
+    return {
+        (r.dataset_label, r.model_label, r.method_label, _label(r.shift_label)): r.mean
+        for r in summary.itertuples()
+    }
+
+
+def _label(value):
+    return value if isinstance(value, str) else None
+
+
+def test_heatmap_cells_equal_summarise(sweep):
+    means = _means(sweep)
+    fig = invalidation_heatmap(sweep)
+    checked = 0
+    for ax in fig.axes:
+        images = [a for a in ax.get_children() if isinstance(a, AxesImage)]
+        if not images:
+            continue
+        dataset, model = _panel(ax)
+        methods = _ticks(ax.yaxis)
+        shifts = _ticks(ax.xaxis)
+        assert shifts == [f"retrain-seed(severity={s})" for s in (0.0, 0.1, 0.2)]
+        data = images[0].get_array()
+        for (r, method), (c, shift) in itertools.product(enumerate(methods), enumerate(shifts)):
+            assert data[r, c] == pytest.approx(means[(dataset, model, method, shift)])
+            checked += 1
+    assert checked == 2 * 3 * 3
+
+
+def test_points_by_shift_equal_summarise(sweep):
+    means = _means(sweep)
+    fig = invalidation_by_shift(sweep)
+    shifts = _ticks(fig.axes[0].yaxis)
+    checked = 0
+    for ax in fig.axes:
+        dataset, model = _panel(ax)
+        for line in ax.get_lines():
+            method = line.get_label()
+            if method.startswith("_"):
+                continue
+            for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+                shift = shifts[int(np.rint(y))]
+                assert x == pytest.approx(means[(dataset, model, method, shift)])
+                checked += 1
+    assert checked == 2 * 3 * 3
+
+
+def test_severity_curves_equal_summarise(sweep):
+    means = _means(sweep)
+    fig = invalidation_vs_severity(sweep)
+    assert len(fig.axes) == 2  # one family, two datasets
+    for ax in fig.axes:
+        dataset, model = _panel(ax)
+        for line in ax.get_lines():
+            method = line.get_label()
+            if method.startswith("_"):
+                continue
+            assert list(line.get_xdata()) == [0.0, 0.1, 0.2]
+            expected = [means[(dataset, model, method, f"retrain-seed(severity={s})")]
+                        for s in (0.0, 0.1, 0.2)]  # fmt: skip
+            np.testing.assert_allclose(line.get_ydata(), expected)
+
+
+def test_cost_points_and_front(sweep):
+    cost = _means(sweep, "cost-l1")
+    inv = sweep[(sweep["metric"] == "invalidation-rate") & (sweep["status"] == "ok")]
+    # mean over draws per shift, then over shifts, within a seed; then over seeds
+    per_shift = inv.groupby(["dataset_label", "method_label", "shift_label", "seed"])["value"]
+    per_seed = per_shift.mean().groupby(["dataset_label", "method_label", "seed"]).mean()
+    expected_y = per_seed.groupby(["dataset_label", "method_label"]).mean()
+    fig = cost_vs_invalidation(sweep)
+    for ax in fig.axes:
+        dataset, model = _panel(ax)
+        points = {}
+        for line in ax.get_lines():
+            method = line.get_label()
+            if method.startswith("_"):
+                continue
+            (x,), (y,) = line.get_xdata(), line.get_ydata()
+            assert x == pytest.approx(cost[(dataset, model, method, None)])
+            assert y == pytest.approx(expected_y[(dataset, method)])
+            points[method] = (x, y)
+        assert set(points) == set(METHODS)
+        front = [line for line in ax.get_lines() if line.get_label() == "_pareto"]
+        joined = front[0]  # the dashed line through the front, by cost
+        xs = sorted(points[m][0] for m in ("wachter", "roar"))
+        np.testing.assert_allclose(joined.get_xdata(), xs)
+
+
+def test_cost_figure_sizes_markers_by_plausibility(plain, sweep):
+    with_lof = cost_vs_invalidation(sweep)
+    without = cost_vs_invalidation(plain)
+    assert len(with_lof.legends) == 2  # methods, and the marker-size key
+    assert len(without.legends) == 1
+
+
+def test_pareto_front_matches_brute_force():
+    rng = np.random.default_rng(0)
+
+    def brute(points):
+        front = []
+        for i, p in enumerate(points):
+            dominated = any(
+                all(q[k] <= p[k] for k in range(len(p))) and any(q[k] < p[k] for k in range(len(p)))
+                for j, q in enumerate(points)
+                if j != i
+            )
+            if not dominated:
+                front.append(i)
+        return front
+
+    for trial in range(60):
+        n = int(rng.integers(1, 15))
+        dims = 2 if trial < 45 else 3
+        if trial % 2:
+            points = rng.integers(0, 4, size=(n, dims)).astype(float)  # many ties and duplicates
+        else:
+            points = rng.uniform(size=(n, dims))
+        assert pareto_front(points) == brute(points.tolist())
+
+
+def test_pareto_front_edge_cases():
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 1.0), (1.0, 1.0)]) == [0, 1]  # equal points are both optimal
+    assert pareto_front([(0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]) == [0, 1]
+    assert pareto_front([(np.nan, 0.0), (1.0, 1.0)]) == [1]  # a missing coordinate: ignored
+
+
+# -- saving and style -----------------------------------------------------------------------------
+
+
+def test_write_figures_writes_every_format(sweep, tmp_path):
+    written = write_figures(sweep, tmp_path / "figs", formats=("pdf", "png"))
+    assert list(written) == list(FIGURES)
+    for name, paths in written.items():
+        assert [p.name for p in paths] == [f"{name}.pdf", f"{name}.png"]
+        assert all(p.stat().st_size > 0 for p in paths)
+        assert paths[0].read_bytes().startswith(b"%PDF")
+        image = imread(paths[1])
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_write_figures_skips_what_cannot_be_drawn(plain, tmp_path):
+    written = write_figures(plain, tmp_path, formats=("png",))
+    assert "invalidation-vs-severity" not in written
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in written)
+
+
+def test_save_figure_png_resolution(plain, tmp_path):
+    fig = invalidation_heatmap(plain)
+    (path,) = save_figure(fig, tmp_path, "heat", formats=(".PNG",))
+    assert path.name == "heat.png"
+    _height, width = imread(path).shape[:2]
+    # tight bounding box at 200 dpi: about the figure's size in inches times 200, never less
+    assert width > 0.6 * fig.get_figwidth() * figures.PNG_DPI
+
+
+def test_paper_style_leaves_rcparams_unchanged(sweep, tmp_path):
+    before = dict(mpl.rcParams)
+    with paper_style():
+        assert mpl.rcParams["font.size"] == 8
+        assert mpl.rcParams["pdf.fonttype"] == 42
+    assert dict(mpl.rcParams) == before
+    write_figures(sweep, tmp_path, formats=("png",))
+    assert dict(mpl.rcParams) == before
+
+
+def test_figures_use_paper_fonts(plain):
+    fig = invalidation_by_shift(plain)
+    ax = fig.axes[0]
+    assert ax.title.get_fontsize() == 8
+    assert 7 <= ax.xaxis.label.get_fontsize() <= 9
+    assert fig.get_figwidth() <= 7.0
+
+
+def test_wrap_label_only_inserts_newlines():
+    label = "genre(ffn_width=128, n_decoder_layers=4, n_heads=8, learning_rate=0.001)"
+    wrapped = wrap_label(label, 24)
+    assert wrapped.replace("\n", "") == label
+    assert max(len(line.rstrip()) for line in wrapped.split("\n")) <= 24
+    assert wrap_label("wachter") == "wachter"
+    assert wrap_label("weight-perturbation(severity=0.01)", 22) == (
+        "weight-perturbation\n(severity=0.01)"
+    )

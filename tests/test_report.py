@@ -1,0 +1,97 @@
+"""The report folder: index, tables, figures and tests; formats; merging several runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from recourse_bench.cli import main
+from recourse_bench.reports.report import FIGURE_CAPTIONS, check_formats, write_report
+from recourse_bench.store import merge_results, read_results, to_frame, write_results
+
+from .results_frames import make_results, row
+
+
+@pytest.fixture(scope="module")
+def partial_results():
+    """Three methods on two datasets with a severity sweep, plus a skipped and a failed cell."""
+    frame = make_results({}, severities=(0.0, 0.1, 0.2), seeds=2, draws=2)
+    skipped = [
+        row("german", "mlp", "probe", s, None, float("nan"), shift="retrain-seed",
+            severity=0.1, status="skipped", reason="needs gradients")
+        for s in range(2)
+    ]  # fmt: skip
+    failed = row("adult", "mlp", "trex", 0, None, float("nan"), status="error", reason="boom")
+    rows = [*frame.to_dict("records"), *skipped, failed]
+    return to_frame(rows)
+
+
+def test_the_report_folder_has_every_table_figure_and_test_with_one_sentence_each(
+    tmp_path, partial_results
+):
+    index = write_report(partial_results, tmp_path, title="demo")
+    text = index.read_text(encoding="utf-8")
+    for name, caption in FIGURE_CAPTIONS.items():
+        assert (tmp_path / "figures" / f"{name}.pdf").stat().st_size > 0
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
+        assert f"figures/{name}.png" in text and caption in text
+    metrics = set(partial_results["metric"].dropna())
+    for metric in metrics:
+        assert (tmp_path / "tables" / f"{metric}.tex").read_text().startswith("\\begin{table}")
+        assert (tmp_path / "tables" / f"{metric}.md").exists()
+        assert f"### {metric} (" in text
+    tests = pd.read_csv(tmp_path / "stats" / "paired-tests.csv")
+    assert {"method_a", "method_b", "p_value", "p_holm", "better"} <= set(tests.columns)
+    assert (tmp_path / "report.md").read_text().startswith("# demo")
+
+
+def test_rows_that_are_not_ok_are_counted_in_the_index(tmp_path, partial_results):
+    text = write_report(partial_results, tmp_path).read_text(encoding="utf-8")
+    assert "2 skipped, 1 error, 0 timeout" in text
+    assert "| probe | skipped | 2 | 2 | needs gradients |" in text
+    assert "| trex | error | 1 | 1 | boom |" in text
+
+
+def test_formats_choose_the_files(tmp_path, partial_results):
+    write_report(partial_results, tmp_path, formats=["tex"])
+    assert list((tmp_path / "tables").glob("*.md")) == []
+    assert list((tmp_path / "tables").glob("*.tex"))
+    assert not (tmp_path / "figures").exists()
+    assert (tmp_path / "index.md").exists()
+    assert check_formats(["png", "md", "png"]) == ("md", "png")
+    with pytest.raises(ValueError, match="unknown report format"):
+        check_formats(["svg"])
+
+
+def test_merging_keeps_the_later_measurement_and_counts_replacements():
+    first = make_results({}, methods=("wachter",), seeds=2, draws=2)
+    second = make_results({}, methods=("wachter", "roar"), seeds=1, draws=2, random_state=1)
+    merged, replaced = merge_results([first, second])
+    shared = second[second["method_label"] == "wachter"]
+    assert replaced == len(shared)  # seed 0 of wachter was measured twice
+    assert len(merged) == len(first) + len(second) - replaced
+    key = ["method_label", "shift_label", "seed", "metric", "draw", "dataset_label"]
+    got = merged.merge(shared[[*key, "value"]], on=key, suffixes=("", "_second"))
+    assert (got["value"] == got["value_second"]).all()  # the later file wins
+    alone, none = merge_results([first])
+    assert none == 0 and len(alone) == len(first)
+
+
+def test_report_command_merges_runs_and_writes_the_folder(tmp_path, capsys):
+    first = make_results({}, methods=("wachter",), seeds=2, draws=2)
+    second = make_results({}, methods=("roar",), seeds=2, draws=2)
+    write_results(first, tmp_path / "a", {"config_name": "a"})
+    write_results(second, tmp_path / "b", {"config_name": "b"})
+    code = main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "r")])
+    assert code == 0
+    text = (tmp_path / "r" / "index.md").read_text(encoding="utf-8")
+    assert text.startswith("# a + b") and "Merged from:" in text
+    assert "roar" in text and "wachter" in text
+    assert len(read_results(tmp_path / "a")) == len(first)  # the inputs are untouched
+
+
+def test_an_unknown_format_is_one_clear_line(tmp_path, capsys):
+    write_results(make_results({}, seeds=1, draws=1), tmp_path / "a", {"config_name": "a"})
+    code = main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "r"), "--format", "svg"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--format" in err[0] and "md,tex,pdf,png" in err[0]
