@@ -29,6 +29,26 @@ def test_run_end_to_end_in_a_subprocess(tmp_path, tiny_config, write_config):
     row = next(line for line in report.splitlines() if line.startswith("| synthetic-gaussians"))
     assert "| logreg(epochs=100) |" in row and "retrain-seed(n_models=3)" in row
     assert (tmp_path / ".recourse-bench-cache").is_dir()  # the default cache sits beside the run
+    index = (out / "index.md").read_text(encoding="utf-8")  # the full report, by default
+    for name in ("invalidation-by-shift", "cost-vs-invalidation", "invalidation-heatmap"):
+        assert (out / "figures" / f"{name}.png").is_file() and f"figures/{name}.png" in index
+    assert (out / "tables" / "invalidation-rate.tex").is_file()
+
+
+def test_run_writes_only_the_formats_asked_for_or_no_report(
+    tmp_path, tiny_config, write_config, run_cli
+):
+    config = write_config(tiny_config)
+    code, _, _ = run_cli("run", config, "--out", tmp_path / "a", "-q", "--format", "tex")
+    assert code == 0 and (tmp_path / "a" / "tables" / "validity.tex").is_file()
+    assert not (tmp_path / "a" / "figures").exists()
+    code, _, _ = run_cli("run", config, "--out", tmp_path / "b", "-q", "--no-report")
+    assert code == 0 and (tmp_path / "b" / "results.parquet").is_file()
+    assert (
+        not (tmp_path / "b" / "index.md").exists() and not (tmp_path / "b" / "report.md").exists()
+    )
+    code, _, err = run_cli("run", config, "--out", tmp_path / "c", "--format", "svg")
+    assert code == 2 and "--format" in err and not (tmp_path / "c" / "results.parquet").exists()
 
 
 def test_report_command_rebuilds_the_table(tmp_path, tiny_config, write_config, run_cli):
