@@ -44,9 +44,7 @@ def test_run_writes_only_the_formats_asked_for_or_no_report(
     assert not (tmp_path / "a" / "figures").exists()
     code, _, _ = run_cli("run", config, "--out", tmp_path / "b", "-q", "--no-report")
     assert code == 0 and (tmp_path / "b" / "results.parquet").is_file()
-    assert (
-        not (tmp_path / "b" / "index.md").exists() and not (tmp_path / "b" / "report.md").exists()
-    )
+    assert not any((tmp_path / "b" / name).exists() for name in ("index.md", "report.md"))
     code, _, err = run_cli("run", config, "--out", tmp_path / "c", "--format", "svg")
     assert code == 2 and "--format" in err and not (tmp_path / "c" / "results.parquet").exists()
 
