@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from recourse_bench import cli
+from recourse_bench import cli, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
@@ -62,6 +62,15 @@ def assert_recourse_contract(schema, model, factuals, recourses, min_coverage=0.
     np.testing.assert_allclose(units, np.round(units), atol=1e-6, err_msg="integer off its grid")
     assert (model.predict(recourses[found]) == 1).all()
     return found
+
+
+def builtin_methods() -> list[str]:
+    """Every method registered by the package itself (test plugins excluded)."""
+    return [
+        name
+        for name in registry.available("method")
+        if registry.get("method", name).__module__.startswith("recourse_bench.methods")
+    ]
 
 
 def data_available() -> bool:

@@ -13,7 +13,7 @@ import pytest
 from recourse_bench import registry
 from recourse_bench.api import DataError, NotApplicable, RecourseMethod, Schema, Splits
 
-from .conftest import assert_recourse_contract
+from .conftest import assert_recourse_contract, builtin_methods
 
 N_FACTUALS = 30
 PROBLEMS = [
@@ -62,22 +62,11 @@ def load(dataset: str, params: dict) -> Splits:
     return registry.get("dataset", dataset)(**params).load(0)
 
 
-def builtin_methods() -> list[str]:
-    """Every method registered by the package itself (test plugins excluded)."""
-    return [
-        name
-        for name in registry.available("method")
-        if registry.get("method", name).__module__.startswith("recourse_bench.methods")
-    ]
-
-
-# Training budgets cut for the contract tests: the defaults are exercised by the benchmarks.
-SHORT_TRAINING = {"genre": {"max_steps": 40, "eval_every": 20, "progress": False}}
-
-
 def method_with_defaults(name: str) -> RecourseMethod:
-    """Method ``name`` with its defaults and ``random_state=0`` (a short training budget)."""
-    return registry.get("method", name)(random_state=0, **SHORT_TRAINING.get(name, {}))
+    """Method ``name`` with ``random_state=0`` and its ``_test_params`` (a short training budget;
+    the defaults are exercised by the benchmarks)."""
+    cls = registry.get("method", name)
+    return cls(random_state=0, **getattr(cls, "_test_params", {}))
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,7 @@ Hyperparameters and defaults are listed in :class:`GenRe`.
 from __future__ import annotations
 
 import copy
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -164,6 +165,17 @@ class GenRe(RecourseMethod):
     """
 
     tags = MethodTags(trains=True, stochastic=True)
+    # A tiny network and budget for the conformance kit and the contract tests (a few seconds).
+    _test_params: ClassVar[dict[str, Any]] = {
+        "max_steps": 20,
+        "eval_every": 10,
+        "batch_size": 64,
+        "width": 16,
+        "ffn_width": 32,
+        "n_encoder_layers": 1,
+        "n_decoder_layers": 1,
+        "progress": False,
+    }
 
     def __init__(
         self,
