@@ -151,3 +151,38 @@ def test_data_fetch_downloads_verifies_and_rejects(run_cli, serve, tmp_path, mon
     code, out, _ = run_cli("data", "fetch", "german-corrected")
     assert code == 1 and "archive is not usable" in out
     assert not any((tmp_path / "cache").iterdir())
+
+
+BROKEN_PLUGIN = '''
+import numpy as np
+from recourse_bench import RecourseMethod, register
+
+
+@register("method", "broken-for-cli")
+class Broken(RecourseMethod):
+    """Moves every column by 0.1, immutables included, and uses the global RNG."""
+
+    def __init__(self, step: float = 0.1, random_state=None):
+        self.step = step
+        self.random_state = random_state
+
+    def generate(self, X):
+        self.check_fitted()
+        X = self.check_factuals(X)
+        return np.clip(X + self.step + 0 * np.random.rand(), 0.0, 1.0)
+'''
+
+
+def test_check_method_prints_a_pass_fail_table_and_exits_1_on_failures(tmp_path, run_cli):
+    code, out, _ = run_cli("check-method", "nearest-neighbour")
+    assert code == 0 and "## nearest-neighbour: passes" in out
+    assert "| check_immutables_kept | passed |" in out
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(BROKEN_PLUGIN, encoding="utf-8")
+    code, out, _ = run_cli("check-method", "--plugin", plugin)
+    assert code == 1 and "## broken-for-cli: fails" in out
+    assert "| check_immutables_kept | failed |" in out and "| check_no_global_rng | failed |" in out
+    code, out, _ = run_cli("check-method", "recourse_bench.methods.wachter:Wachter")
+    assert code == 0 and "## wachter: passes" in out
+    code, _, err = run_cli("check-method", "no_such_module:Thing")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "module:Class" in err

@@ -8,10 +8,14 @@ the traceback).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from . import __version__, registry
 from .api import ConfigError, RecourseBenchError
@@ -19,7 +23,7 @@ from .config import load_config, plan
 from .datasets import _files as files_module
 from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
 from .reports.report import FORMATS, REPORT_FILE, check_formats, write_report
-from .reports.tables import markdown_report
+from .reports.tables import markdown_report, to_markdown
 from .store import merge_results, read_metadata, read_results, results_path
 
 LIST_KINDS = {
@@ -73,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
 
+    check = sub.add_parser(
+        "check-method", help="run the conformance kit on a recourse method (pass/fail table)"
+    )
+    check.add_argument(
+        "method",
+        nargs="?",
+        help="module:Class, or a registered method name (default: every method of --plugin)",
+    )
+    check.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
+    )
+
     data = sub.add_parser("data", help="dataset files: fetch, verify, or show where they are")
     data.add_argument("action", choices=("fetch", "verify", "where"))
     data.add_argument("name", nargs="?", help="one dataset (default: all)")
@@ -93,7 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        commands = {"run": _run, "report": _report, "list": _list, "data": _data}
+        commands = {
+            "run": _run,
+            "report": _report,
+            "list": _list,
+            "data": _data,
+            "check-method": _check_method,
+        }
         return commands[args.command](args)
     except RecourseBenchError as exc:
         if args.debug:
@@ -225,6 +247,58 @@ def _formats(text: str) -> tuple[str, ...]:
         return check_formats(text.split(","))
     except ValueError as exc:
         raise ConfigError(f"--format {text!r}: {exc}") from None
+
+
+def _check_method(args: argparse.Namespace) -> int:
+    from .testing import check_method
+
+    methods = _methods_to_check(args)
+    failed = 0
+    for method in methods:
+        results = check_method(method, raise_on_failure=False)
+        rows = [
+            {
+                "check": r.name,
+                "status": r.status,
+                "model": r.model or "",
+                "seconds": f"{r.seconds:.2f}",
+                "message": r.message if r.status != "passed" else "",
+            }
+            for r in results
+        ]
+        bad = [r for r in results if not r.ok]
+        failed += bool(bad)
+        verdict = "passes" if not bad else f"fails {len(bad)} of {len(results)} checks"
+        print(f"## {method.label}: {verdict}\n\n{to_markdown(pd.DataFrame(rows))}")
+    return 1 if failed else 0
+
+
+def _methods_to_check(args: argparse.Namespace) -> list[Any]:
+    """The method instances named on the command line (defaults of their classes)."""
+    modules = [registry.load_plugin_file(path) for path in args.plugin]
+    if args.method and ":" in args.method:
+        module_name, _, class_name = args.method.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"check-method {args.method!r}: cannot import it ({exc}); "
+                "give module:Class with the module on the Python path, or use --plugin FILE"
+            ) from None
+        return [cls()]
+    if args.method:
+        return [registry.get("method", args.method)()]
+    names = [
+        name
+        for name in registry.available("method")
+        if any(registry.get("method", name).__module__ == m.__name__ for m in modules)
+    ]
+    if not names:
+        raise ConfigError(
+            "check-method: name a method (module:Class or a registered name), or pass "
+            "--plugin FILE with a file that registers at least one method"
+        )
+    return [registry.get("method", name)() for name in names]
 
 
 def _data(args: argparse.Namespace) -> int:
