@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from recourse_bench import registry
-from recourse_bench.api import DataError, NotApplicable, RecourseMethod, Schema, Splits
+from recourse_bench.api import DataError, NotApplicable, RecourseMethod, Splits
+from recourse_bench.testing import toy_splits
 
 from .conftest import assert_recourse_contract, builtin_methods
 
@@ -27,38 +28,10 @@ PROBLEMS = [
 ]
 
 
-def toy_splits(seed: int = 0, n: int = 1500) -> Splits:
-    """A small problem with every kind of constraint a schema can state.
-
-    Columns: free, decrease-only, integer (step 0.1), an immutable integer feature (step 0.5), a
-    mutable three-level one-hot group and an immutable two-level one.
-    """
-    schema = Schema(
-        features=("free", "falls", "count", "fixed", "g=a", "g=b", "g=c", "h=x", "h=y"),
-        kinds=("continuous", "continuous", "integer", "integer", *["categorical"] * 5),
-        immutable=(False, False, False, True, False, False, False, True, True),
-        direction=(0, -1, 0, 0, 0, 0, 0, 0, 0),
-        lower=(0.0,) * 9,
-        upper=(1.0,) * 9,
-        steps=(0.0, 0.0, 0.1, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0),
-        groups=((4, 5, 6), (7, 8)),
-    )
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(size=(n, 9))
-    X[:, 2] = np.round(X[:, 2] * 10) / 10
-    X[:, 3] = np.round(X[:, 3] * 2) / 2
-    X[:, 4:7] = np.eye(3)[rng.integers(0, 3, n)]
-    X[:, 7:9] = np.eye(2)[rng.integers(0, 2, n)]
-    score = 3 * X[:, 0] - 3 * X[:, 1] + 2 * X[:, 2] + X[:, 3] + 1.5 * X[:, 5] - X[:, 6] - 1.5
-    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-4 * score))).astype(int)
-    cut = 2 * n // 3
-    return Splits(X[:cut], y[:cut], X[cut:], y[cut:], schema, name="toy")
-
-
 def load(dataset: str, params: dict) -> Splits:
     """The splits of a problem: the hand-made toy one or a registered dataset."""
     if dataset == "toy":
-        return toy_splits()
+        return toy_splits(0, n=1500)  # the kit's toy problem, with more rows
     return registry.get("dataset", dataset)(**params).load(0)
 
 

@@ -57,7 +57,7 @@ method accepts when its ``skip_reason`` refuses it.
 """
 
 from ._checks import CHECKS, MIN_COVERAGE, CheckFailed, SkipCheck
-from ._problem import TOY_MODELS, ToyProblem, toy_problem
+from ._problem import TOY_MODELS, ToyProblem, toy_problem, toy_splits
 from ._runner import CheckResult, MethodCheck, check_method, parametrize_with_checks, run_check
 
 __all__ = [
@@ -73,4 +73,5 @@ __all__ = [
     "parametrize_with_checks",
     "run_check",
     "toy_problem",
+    "toy_splits",
 ]
