@@ -1,5 +1,6 @@
 import gzip
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -186,3 +187,25 @@ def test_check_method_prints_a_pass_fail_table_and_exits_1_on_failures(tmp_path,
     assert code == 0 and "## wachter: passes" in out
     code, _, err = run_cli("check-method", "no_such_module:Thing")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "module:Class" in err
+
+
+def test_a_new_method_with_only_computes_just_its_own_cells(
+    tmp_path, tiny_config, write_config, run_cli
+):
+    from .conftest import ROOT
+
+    config = write_config(tiny_config)
+    code, _, _ = run_cli("run", config, "--out", tmp_path / "first", "-q", "--no-report")
+    assert code == 0
+    plugin = ROOT / "examples" / "shrunk_neighbour.py"
+    code, _, err = run_cli(
+        "run", config, "--out", tmp_path / "mine", "-q", "--no-report", "--plugin", plugin,
+        "--only", "method=shrunk-neighbour,wachter",
+    )  # fmt: skip
+    assert code == 0, err
+    stages = json.loads((tmp_path / "mine" / "run.json").read_text())["stages"]
+    assert stages["base"]["cached"] == stages["base"]["units"]  # data, models and factuals
+    assert stages["updates"]["cached"] == stages["updates"]["units"]  # the updated models
+    assert stages["recourse"]["units"] - stages["recourse"]["cached"] == 2  # one per seed, new
+    frame = pd.read_parquet(tmp_path / "mine" / "results.parquet")
+    assert set(frame["method"]) == {"shrunk-neighbour", "wachter"}

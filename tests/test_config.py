@@ -142,5 +142,13 @@ def test_only_restricts_a_section(tiny_config):
     tiny_config["datasets"].append("german")
     config = load_config(tiny_config).only("dataset", ["german"])
     assert [spec.name for spec in config.datasets] == ["german"]
-    with pytest.raises(ConfigError, match="not in this config"):
-        config.only("method", ["roar"])
+    with pytest.raises(ConfigError, match="neither in this config nor a registered method"):
+        config.only("method", ["roarr"])
+
+
+def test_only_adds_a_registered_method_the_config_lacks_with_its_defaults(tiny_config):
+    config = load_config(tiny_config)  # methods: wachter with parameters
+    mixed = config.only("method", ["roar", "wachter"])
+    assert [spec.name for spec in mixed.methods] == ["wachter", "roar"]
+    assert mixed.methods[0] == config.methods[0]  # the config's entry keeps its parameters
+    assert mixed.methods[1] == load_config({**tiny_config, "methods": ["roar"]}).methods[0]

@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KIND=NAMES",
-        help="restrict a section, e.g. --only method=wachter,roar (repeatable)",
+        help=(
+            "restrict a section to these names, e.g. --only method=wachter,roar (repeatable); "
+            "a registered name the config lacks is added with its defaults"
+        ),
     )
     run.add_argument(
         "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"

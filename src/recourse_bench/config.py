@@ -124,23 +124,38 @@ class BenchmarkConfig:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
-        """Restrict one section to components with the given names (``--only method=a,b``)."""
+        """Restrict one section to the given names (``--only method=a,b``).
+
+        The config's entries of those names are kept (with their parameters and grids); a
+        registered name the config does not list (e.g. a method from ``--plugin``) is added
+        with its default parameters, after them, so that a new method runs against the
+        config's others and every stage they share comes from the cache.
+        """
         section = {v: k for k, v in COMPONENT_SECTIONS.items()}.get(kind)
         if section is None:
             raise ConfigError(
                 f"--only {kind}=...: unknown kind; "
                 f"use one of {', '.join(COMPONENT_SECTIONS.values())}"
             )
-        names = list(names)
-        present = sorted({spec.name for spec in getattr(self, section)})
-        missing = [n for n in names if n not in present]
-        if missing:
+        names = list(dict.fromkeys(names))
+        present = {spec.name for spec in getattr(self, section)}
+        registered = set(registry.available(kind))
+        unknown = [n for n in names if n not in present | registered]
+        if unknown:
+            choices = sorted(present | registered)
             raise ConfigError(
-                f"--only {kind}={','.join(names)}: {missing[0]!r} is not in this config; "
-                f"{registry.suggest(missing[0], present)}its {section}: {', '.join(present)}"
+                f"--only {kind}={','.join(names)}: {unknown[0]!r} is neither in this config nor "
+                f"a registered {kind}; {registry.suggest(unknown[0], choices)}"
+                f"load a plugin with --plugin FILE, or use one of: {', '.join(choices)}"
             )
-        kept = tuple(spec for spec in getattr(self, section) if spec.name in names)
-        changes: dict[str, Any] = {section: kept}
+        kept = [spec for spec in getattr(self, section) if spec.name in names]
+        added = [
+            spec
+            for name in names
+            if name not in present
+            for spec in _expand(name, kind, f"--only {kind}={name}")
+        ]
+        changes: dict[str, Any] = {section: tuple(kept + added)}
         return replace(self, **changes)
 
 
