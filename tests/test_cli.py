@@ -185,8 +185,9 @@ def test_check_method_prints_a_pass_fail_table_and_exits_1_on_failures(tmp_path,
     assert "| check_immutables_kept | failed |" in out and "| check_no_global_rng | failed |" in out
     code, out, _ = run_cli("check-method", "recourse_bench.methods.wachter:Wachter")
     assert code == 0 and "## wachter: passes" in out
-    code, _, err = run_cli("check-method", "no_such_module:Thing")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "module:Class" in err
+    for target in ("no_such_module:Thing", "recourse_bench.api:Schema"):
+        code, _, err = run_cli("check-method", target)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and target in err
 
 
 def test_a_new_method_with_only_computes_just_its_own_cells(

@@ -142,8 +142,10 @@ def test_only_restricts_a_section(tiny_config):
     tiny_config["datasets"].append("german")
     config = load_config(tiny_config).only("dataset", ["german"])
     assert [spec.name for spec in config.datasets] == ["german"]
-    with pytest.raises(ConfigError, match="neither in this config nor a registered method"):
+    with pytest.raises(ConfigError, match="not in this config nor a registered method"):
         config.only("method", ["roarr"])
+    with pytest.raises(ConfigError, match="'adult' is not in this config"):
+        config.only("dataset", ["adult"])  # only methods are added
 
 
 def test_only_adds_a_registered_method_the_config_lacks_with_its_defaults(tiny_config):

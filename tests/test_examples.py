@@ -22,3 +22,14 @@ def test_the_example_plugin_passes_the_kit_and_costs_less_than_its_neighbour():
     assert found.mean() > 0.5 and (problem.model.predict(shrunk[found]) == 1).all()
     cost = np.abs(shrunk - problem.factuals).sum(axis=1)[found]
     assert (cost <= np.abs(neighbour - problem.factuals).sum(axis=1)[found] + 1e-9).all()
+
+
+def test_the_tutorials_first_method_passes_the_kit(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "new-method.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(import numpy.*?)```", text, re.S).group(1)
+    path = tmp_path / "tutorial_method.py"
+    path.write_text(code.replace('"my-method"', '"tutorial-method"'), encoding="utf-8")
+    registry.load_plugin_file(path)
+    assert all(r.ok for r in check_method(registry.get("method", "tutorial-method")()))

@@ -95,3 +95,15 @@ def test_an_unknown_format_is_one_clear_line(tmp_path, capsys):
     code = main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "r"), "--format", "svg"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--format" in err[0] and "md,tex,pdf,png" in err[0]
+
+
+def test_a_rerun_replaces_a_failed_cell_and_a_failed_rerun_hides_the_old_numbers():
+    ok = make_results({}, methods=("wachter",), datasets=("german",), seeds=1, draws=2)
+    failed = to_frame(
+        [row("german", "mlp", "wachter", 0, None, float("nan"), shift="retrain-seed",
+             status="error", reason="boom")]
+    )  # fmt: skip
+    merged, replaced = merge_results([failed, ok])  # the fix, run after the failure
+    assert (merged["status"] == "ok").all() and replaced == 1 and len(merged) == len(ok)
+    merged, replaced = merge_results([ok, failed])  # a failed rerun
+    assert list(merged["status"]) == ["error"] and replaced == len(ok)

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__, registry
-from .api import ConfigError, RecourseBenchError
+from .api import ConfigError, RecourseBenchError, RecourseMethod
 from .config import load_config, plan
 from .datasets import _files as files_module
 from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
@@ -283,14 +283,19 @@ def _methods_to_check(args: argparse.Namespace) -> list[Any]:
         module_name, _, class_name = args.method.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as exc:
+        except Exception as exc:  # ImportError, AttributeError, or the module's own error
             raise ConfigError(
-                f"check-method {args.method!r}: cannot import it ({exc}); "
+                f"check-method {args.method!r}: cannot import it ({type(exc).__name__}: {exc}); "
                 "give module:Class with the module on the Python path, or use --plugin FILE"
             ) from None
-        return [cls()]
+        if not (isinstance(cls, type) and issubclass(cls, RecourseMethod)):
+            raise ConfigError(
+                f"check-method {args.method!r} is not a RecourseMethod subclass; "
+                "name the method's class"
+            )
+        return [_instance(cls)]
     if args.method:
-        return [registry.get("method", args.method)()]
+        return [_instance(registry.get("method", args.method))]
     names = [
         name
         for name in registry.available("method")
@@ -301,7 +306,18 @@ def _methods_to_check(args: argparse.Namespace) -> list[Any]:
             "check-method: name a method (module:Class or a registered name), or pass "
             "--plugin FILE with a file that registers at least one method"
         )
-    return [registry.get("method", name)() for name in names]
+    return [_instance(registry.get("method", name)) for name in names]
+
+
+def _instance(cls: type) -> Any:
+    """The method with its default parameters; one line if it has none to construct with."""
+    try:
+        return cls()
+    except Exception as exc:
+        raise ConfigError(
+            f"check-method: {cls.__name__}() failed ({type(exc).__name__}: {exc}); give every "
+            "__init__ parameter a default, as the kit and the harness construct methods that way"
+        ) from None
 
 
 def _data(args: argparse.Namespace) -> int:

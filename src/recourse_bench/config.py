@@ -126,10 +126,11 @@ class BenchmarkConfig:
     def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
         """Restrict one section to the given names (``--only method=a,b``).
 
-        The config's entries of those names are kept (with their parameters and grids); a
-        registered name the config does not list (e.g. a method from ``--plugin``) is added
-        with its default parameters, after them, so that a new method runs against the
-        config's others and every stage they share comes from the cache.
+        The config's entries of those names are kept (with their parameters and grids). For
+        methods only, a registered method the config does not list (e.g. one from ``--plugin``)
+        is added with its default parameters, after them, so that a new method runs against
+        the config's others and every stage they share comes from the cache; datasets, models
+        and shifts must be in the config.
         """
         section = {v: k for k, v in COMPONENT_SECTIONS.items()}.get(kind)
         if section is None:
@@ -139,14 +140,14 @@ class BenchmarkConfig:
             )
         names = list(dict.fromkeys(names))
         present = {spec.name for spec in getattr(self, section)}
-        registered = set(registry.available(kind))
+        registered = set(registry.available(kind)) if kind == "method" else set()
         unknown = [n for n in names if n not in present | registered]
         if unknown:
             choices = sorted(present | registered)
+            where = "in this config nor a registered method" if registered else "in this config"
             raise ConfigError(
-                f"--only {kind}={','.join(names)}: {unknown[0]!r} is neither in this config nor "
-                f"a registered {kind}; {registry.suggest(unknown[0], choices)}"
-                f"load a plugin with --plugin FILE, or use one of: {', '.join(choices)}"
+                f"--only {kind}={','.join(names)}: {unknown[0]!r} is not {where}; "
+                f"{registry.suggest(unknown[0], choices)}its {section}: {', '.join(choices)}"
             )
         kept = [spec for spec in getattr(self, section) if spec.name in names]
         added = [

@@ -50,7 +50,8 @@ COLUMNS: dict[str, str] = {
 }
 
 
-# One measurement: the same key in two results files is the same number measured twice.
+RUN_CELL = ["dataset_label", "model_label", "method_label", "seed"]
+# One measurement: the sort order of a results frame.
 MEASUREMENT = [
     *("dataset_label", "model_label", "method_label", "shift_label"),
     *("seed", "metric", "draw"),
@@ -74,18 +75,25 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def merge_results(frames: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, int]:
     """Several results frames as one, and how many of their rows were replaced.
 
-    A measurement (same dataset, model, method and shift labels, seed, metric and updated model)
-    found in several frames is kept from the last frame that has it, so a rerun listed after
-    the first run replaces it; rows within one frame are never dropped.
+    The last frame that measured something wins: a shift's rows of a run cell (dataset, model,
+    method, seed) are dropped from earlier frames when a later one has rows for that cell and
+    shift (values, or a skip or error), and a cell's static rows when a later frame has any row
+    for that cell. So a rerun listed after a failed run replaces its error rows, and a failed
+    rerun hides the older numbers. Rows within one frame are never dropped.
     """
     if not frames:
         raise DataError("no results to merge; give at least one results file")
     stacked = pd.concat(
         [f[list(COLUMNS)].assign(_source=i) for i, f in enumerate(frames)], ignore_index=True
     )
-    keys = [stacked[c].astype("string").fillna("<NA>") for c in MEASUREMENT]
-    latest = stacked.groupby(keys, sort=False)["_source"].transform("max")
-    replaced = stacked["_source"] < latest
+    cell = [stacked[c].astype("string").fillna("<NA>") for c in RUN_CELL]
+    shift = stacked["shift_label"].astype("string").fillna("<static>")
+    latest_in_cell = stacked.groupby(cell, sort=False)["_source"].transform("max")
+    latest_in_shift = stacked.groupby([*cell, shift], sort=False)["_source"].transform("max")
+    static = stacked["shift_label"].isna()
+    replaced = (static & (stacked["_source"] < latest_in_cell)) | (
+        ~static & (stacked["_source"] < latest_in_shift)
+    )
     merged = stacked[~replaced].drop(columns="_source")
     return _typed(merged), int(replaced.sum())
 

@@ -214,8 +214,10 @@ def _stats_section(tests: pd.DataFrame) -> str:
         "Wilcoxon signed-rank tests between every two methods on the same factuals and models "
         "(units: seeds for static metrics; seeds x updated models for update metrics), "
         f"Holm-corrected over all {len(tests)} tests; `better` is named where the corrected "
-        f"p-value is below {ALPHA}. All tests, with notes on the ones that could not be run, "
-        f"are in [stats/{STATS_FILE}](stats/{STATS_FILE}).\n",
+        f"p-value is below {ALPHA}. The updated models of one seed share its base model and "
+        "factuals, yet count as separate units here: with few seeds, read these tests as a "
+        "guide, and the tables' intervals (over seeds) as the evidence. All tests, with notes "
+        f"on the ones that could not be run, are in [stats/{STATS_FILE}](stats/{STATS_FILE}).\n",
     ]
     significant = tests[tests["better"] != ""]
     if significant.empty:
