@@ -21,7 +21,8 @@ from . import __version__, registry
 from .api import ConfigError, RecourseBenchError, RecourseMethod
 from .config import load_config, plan
 from .datasets import _files as files_module
-from .harness.runner import BACKENDS, default_cache_dir, run_benchmark
+from .harness.backends import BACKENDS, Backend
+from .harness.runner import default_cache_dir, run_benchmark
 from .reports.report import FORMATS, REPORT_FILE, check_formats, write_report
 from .reports.tables import markdown_report, to_markdown
 from .store import merge_results, read_metadata, read_results, results_path
@@ -49,8 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a benchmark matrix from a YAML config")
     run.add_argument("config", help="benchmark YAML file (e.g. benchmarks/quick.yaml)")
     run.add_argument("--out", help="run folder (default: runs/<config name>)")
-    run.add_argument("-j", "--jobs", type=int, default=1, help="parallel workers (-1: all cores)")
-    run.add_argument("--backend", choices=BACKENDS, default="loky", help="joblib backend")
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel workers (-1: all cores; default 1, or every worker of a cluster)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="loky",
+        help="where units run: joblib's local backends, a Dask cluster or Ray (default: loky)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="Dask scheduler (or Ray cluster) address; without it dask/ray start a local cluster",
+    )
     run.add_argument("--cache-dir", help="cache folder (default: beside the run folder)")
     run.add_argument(
         "--only",
@@ -152,8 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     formats = _formats(args.format)  # checked before any work
     for kind, names in _parse_only(args.only):
         config = config.only(kind, names)
-    if args.jobs == 0 or args.jobs < -1:
-        raise ConfigError(f"-j {args.jobs}: use a positive number of workers, or -1 for all cores")
+    Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
     out = _writable_folder(Path(args.out) if args.out else Path("runs") / config.name, "--out")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(out)
     _writable_folder(cache_dir, "--cache-dir")
@@ -165,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         out,
         n_jobs=args.jobs,
         backend=args.backend,
+        scheduler=args.scheduler,
         cache_dir=cache_dir,
         plugin_files=args.plugin,
         progress=not args.quiet,

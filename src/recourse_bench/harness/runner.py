@@ -20,17 +20,17 @@ from typing import Any
 
 import pandas as pd
 import torch
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .. import registry, store
 from ..api import EvalContext, Metric, NotApplicable
 from ..config import BenchmarkConfig, ComponentSpec
 from ..provenance import environment
+from .backends import Backend, activate, return_as
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates
 
 log = logging.getLogger(__name__)
-BACKENDS = ("loky", "threading", "sequential")
 
 
 @dataclass(frozen=True)
@@ -275,8 +275,9 @@ def run_benchmark(
     config: BenchmarkConfig,
     out_dir: str | Path | None = None,
     *,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     backend: str = "loky",
+    scheduler: str | None = None,
     cache_dir: str | Path | None = None,
     plugin_files: Iterable[str | Path] = (),
     progress: bool = True,
@@ -289,10 +290,14 @@ def run_benchmark(
         The validated matrix.
     out_dir : path, optional
         Run folder for the results; nothing is written when None.
-    n_jobs : int, default 1
-        Parallel workers (``-j``); -1 uses every core.
-    backend : {"loky", "threading", "sequential"}
-        joblib backend.
+    n_jobs : int, optional
+        Parallel workers (``-j``); -1 uses every core. None: one worker with a local backend,
+        every core for a local cluster, every worker of a remote one.
+    backend : {"loky", "threading", "sequential", "dask", "ray"}
+        Where units run (see :mod:`.backends`); the numbers are the same on every backend.
+    scheduler : str, optional
+        Address of a Dask scheduler (or Ray cluster) to run on; without it ``dask`` and
+        ``ray`` start a local cluster.
     cache_dir : path, optional
         Cache folder; defaults to ``.recourse-bench-cache`` beside ``out_dir`` (or in the current
         folder when there is no ``out_dir``).
@@ -302,6 +307,7 @@ def run_benchmark(
         Show a progress bar (units done / total, ETA) on stderr.
     """
     started = time.time()
+    where = Backend(backend, n_jobs, scheduler)
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None:
         cache_dir = default_cache_dir(out) if out is not None else Path(".recourse-bench-cache")
@@ -320,7 +326,9 @@ def run_benchmark(
     total = len(base_tasks) + len(update_tasks) + n_method_tasks
     outcomes: list[Outcome] = []
     bar = tqdm(total=total, unit="unit", desc=config.name, disable=not progress, leave=True)
-    with bar, _one_torch_thread(), parallel_config(backend=backend, n_jobs=n_jobs):
+    Path(settings.cache_dir).mkdir(parents=True, exist_ok=True)
+    shared = [settings.cache_dir, *settings.plugin_files]
+    with bar, _one_torch_thread(), activate(where, shared):
         base_failed = _wave(base_tasks, settings, bar, outcomes, "base models")
         update_tasks = [t for t in update_tasks if (t.dataset, t.model, t.seed) not in base_failed]
         bar.total -= len(pairs) * len(config.shifts) - len(update_tasks)
@@ -343,7 +351,7 @@ def run_benchmark(
     rows = [row for outcome in outcomes for row in outcome.rows]
     rows += _base_failure_rows(config, base_failed)
     results = store.to_frame(rows)
-    metadata = _metadata(config, settings, outcomes, n_jobs, backend, started)
+    metadata = _metadata(config, settings, outcomes, where, started)
     if out is not None:
         store.write_results(results, out, metadata)
     return RunResult(results, out, metadata)
@@ -357,9 +365,7 @@ def _wave(
     if not tasks:
         return failed
     bar.set_postfix_str(what)
-    results = Parallel(return_as="generator_unordered")(
-        delayed(run_task)(task, settings) for task in tasks
-    )
+    results = Parallel(return_as=return_as())(delayed(run_task)(task, settings) for task in tasks)
     for outcome in results:
         outcomes.append(outcome)
         bar.update(1)
@@ -393,8 +399,7 @@ def _metadata(
     config: BenchmarkConfig,
     settings: Settings,
     outcomes: list[Outcome],
-    n_jobs: int,
-    backend: str,
+    where: Backend,
     started: float,
 ) -> dict[str, Any]:
     per_stage: dict[str, dict[str, float]] = {}
@@ -406,8 +411,7 @@ def _metadata(
     return {
         "config": dict(config.raw),
         "config_name": config.name,
-        "n_jobs": n_jobs,
-        "backend": backend,
+        **where.describe(),
         "cache_dir": settings.cache_dir,
         "plugin_files": list(settings.plugin_files),
         "stages": per_stage,
