@@ -1,8 +1,13 @@
-"""Timing of every built-in method: 1,000 factuals on the quick config's German MLP.
+"""Timing of every built-in method: 1,000 rejected Adult test factuals, on one torch thread.
 
-Run with ``python -m pytest benchmarks/perf/test_perf_methods.py``. The factuals are the German
-rows (train and test) the MLP rejects, tiled to 1,000. Each benchmark also checks what it timed:
-every recourse found is accepted by the model and breaks none of the schema's constraints.
+Run with ``python -m pytest benchmarks/perf/test_perf_methods.py`` (Adult is embedded: no data
+folder needed). The deployed models are the default MLP and logistic regression (seed 0), the
+factuals the first 1,000 test rows each rejects. Each benchmark times ``fit`` and ``generate``
+together (every method but GenRe fits in milliseconds; GenRe has its own suite), records the
+validity and cost in ``extra_info``, and checks what it timed: every recourse found is accepted
+by the model and breaks none of the schema's constraints. The issue's time targets are recorded
+as ``extra_info["target_seconds"]`` and compared in ``docs/performance.md``, not asserted, since a
+shared machine would make such an assertion flaky.
 """
 
 from __future__ import annotations
@@ -13,27 +18,60 @@ import pytest
 from recourse_bench import registry
 
 N_FACTUALS = 1000
-METHODS = ["wachter", "growing-spheres", "nearest-neighbour", "roar", "probe", "trex"]
+# (method, parameters, model, target seconds on 2 cores or None)
+CASES = [
+    ("wachter", {}, "mlp", 2.0),
+    ("roar", {"surrogate": "gradient"}, "mlp", 3.0),
+    ("roar", {}, "logreg", 3.0),  # closed form: the model's own weights
+    ("roar", {"surrogate": "lime"}, "mlp", 20.0),
+    ("probe", {}, "mlp", None),
+    ("trex", {}, "mlp", None),
+    ("growing-spheres", {}, "mlp", None),
+    ("nearest-neighbour", {}, "mlp", None),
+]
 
 
 @pytest.fixture(scope="module")
-def german_mlp():
-    splits = registry.get("dataset", "german")().load(0)
-    model = registry.get("model", "mlp")().fit(splits.X_train, splits.y_train, seed=0)
-    X = np.vstack([splits.X_train, splits.X_test])
-    rejected = X[model.predict(X) == 0]
-    factuals = np.resize(rejected, (N_FACTUALS, X.shape[1]))
-    return splits, model, factuals
+def adult():
+    return registry.get("dataset", "adult")().load(0)
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_generate_1000_german_factuals_on_the_mlp(benchmark, german_mlp, name):
-    splits, model, factuals = german_mlp
-    method = registry.get("method", name)(random_state=0).fit(model, splits)
-    recourses = benchmark.pedantic(method.generate, args=(factuals,), rounds=3, iterations=1)
+@pytest.fixture(scope="module")
+def deployed(adult):
+    """The two base models on Adult with their first 1,000 rejected test rows."""
+    out = {}
+    for name in ("mlp", "logreg"):
+        model = registry.get("model", name)().fit(adult.X_train, adult.y_train, seed=0)
+        rejected = adult.X_test[model.predict(adult.X_test) == 0]
+        assert len(rejected) >= N_FACTUALS
+        out[name] = model, rejected[:N_FACTUALS]
+    return out
+
+
+def fit_and_generate(name, params, model, splits, factuals):
+    method = registry.get("method", name)(random_state=0, **params).fit(model, splits)
+    return method.generate(factuals)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "model_name", "target"),
+    CASES,
+    ids=[f"{n}-{'-'.join(map(str, p.values())) or 'default'}-{m}" for n, p, m, _ in CASES],
+)
+def test_1000_adult_factuals(benchmark, adult, deployed, name, params, model_name, target):
+    model, factuals = deployed[model_name]
+    args = (name, params, model, adult, factuals)
+    recourses = benchmark.pedantic(fit_and_generate, args=args, rounds=3, iterations=1)
     found = ~np.isnan(recourses).any(axis=1)
-    benchmark.extra_info["coverage"] = float(found.mean())
-    benchmark.extra_info["cost_l1"] = float(np.abs(recourses - factuals)[found].sum(axis=1).mean())
-    assert found.mean() >= 0.5
+    validity = float((model.predict(recourses[found]) == 1).sum() / len(factuals))
+    benchmark.extra_info.update(
+        factuals=len(factuals),
+        validity=validity,
+        cost_l1=float(np.abs(recourses - factuals)[found].sum(axis=1).mean()),
+        target_seconds=target,
+    )
+    assert found.mean() >= 0.9
     assert (model.predict(recourses[found]) == 1).all()
-    assert not splits.schema.violations(recourses[found], factuals[found]).any()
+    assert not adult.schema.violations(recourses[found], factuals[found]).any()
+    if name == "wachter":
+        assert validity >= 0.99  # the target's quality bar

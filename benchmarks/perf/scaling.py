@@ -1,0 +1,97 @@
+"""How a run's time grows with the matrix (cells) and with the factuals per cell.
+
+Run with ``python benchmarks/perf/scaling.py [--jobs 2] [--out scaling.json]``; it needs no data
+folder (the data are synthetic Gaussians, large enough for 800 rejected test points). Every
+configuration runs twice: cold (a fresh cache folder) and again with the same cache (the rerun a
+user makes after changing nothing). The table gives the harness's wall time
+(``run.json``'s ``wall_seconds``, without the report) and the time per cell.
+
+Axis "cells": seeds 1, 2, 4, 8 at 100 factuals (2 models x 3 methods x 1 shift per seed).
+Axis "factuals": 100, 200, 400, 800 factuals per cell at 2 seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from recourse_bench import load_config, run_benchmark
+from recourse_bench.config import plan
+
+SEEDS = (1, 2, 4, 8)
+FACTUALS = (100, 200, 400, 800)
+
+
+def matrix(seeds: int, n_factuals: int) -> dict:
+    """A small study: synthetic data, logreg and MLP, three fast methods, 5 retrained models."""
+    return {
+        "name": f"scaling-{seeds}x{n_factuals}",
+        "seeds": seeds,
+        "n_factuals": n_factuals,
+        "datasets": [{"name": "synthetic-gaussians", "params": {"n_samples": 6000}}],
+        "models": ["logreg", "mlp"],
+        "methods": ["wachter", "growing-spheres", "nearest-neighbour"],
+        "shifts": [{"name": "retrain-seed", "params": {"n_models": 5}}],
+        "metrics": ["validity", "cost-l1", "invalidation-rate"],
+    }
+
+
+def measure(raw: dict, folder: Path, n_jobs: int) -> dict:
+    """Cold then cached wall seconds of one matrix."""
+    config = load_config(raw)
+    cells = len(plan(config))
+    times = []
+    for _ in ("cold", "cached"):
+        result = run_benchmark(
+            config, folder / "run", n_jobs=n_jobs, cache_dir=folder / "cache", progress=False
+        )
+        times.append(result.metadata["wall_seconds"])
+    return {
+        "seeds": raw["seeds"],
+        "factuals": raw["n_factuals"],
+        "cells": cells,
+        "cold_seconds": times[0],
+        "cached_seconds": times[1],
+        "cold_ms_per_cell": round(1000 * times[0] / cells, 1),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    """The measurements as a markdown table."""
+    lines = [
+        "| seeds | factuals/cell | cells | cold s | cached s | cold ms/cell |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['seeds']} | {r['factuals']} | {r['cells']} | {r['cold_seconds']:.1f} | "
+        f"{r['cached_seconds']:.1f} | {r['cold_ms_per_cell']:.0f} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both axes and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    grid = [(s, 100) for s in SEEDS] + [(2, f) for f in FACTUALS if f != 100]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seeds, factuals in grid:
+            folder = Path(tmp) / f"{seeds}-{factuals}"
+            rows.append(measure(matrix(seeds, factuals), folder, args.jobs))
+            print(f"seeds {seeds}, factuals {factuals}: {rows[-1]}", file=sys.stderr, flush=True)
+    rows.sort(key=lambda r: (r["factuals"] != 100, r["seeds"], r["factuals"]))
+    print(table(rows))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
