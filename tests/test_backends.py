@@ -15,6 +15,8 @@ from recourse_bench.store import read_metadata, read_results
 from .conftest import TINY
 
 distributed = pytest.importorskip("distributed")
+# the module's cluster holds Dask's default HTTP port, so a second one says it takes another
+pytestmark = pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shrunk_neighbour.py"
 
 
