@@ -210,3 +210,15 @@ def test_a_new_method_with_only_computes_just_its_own_cells(
     assert stages["recourse"]["units"] - stages["recourse"]["cached"] == 2  # one per seed, new
     frame = pd.read_parquet(tmp_path / "mine" / "results.parquet")
     assert set(frame["method"]) == {"shrunk-neighbour", "wachter"}
+
+
+def test_dry_run_checks_the_config_and_writes_nothing(tmp_path, run_cli, write_config):
+    from .conftest import TINY
+
+    config = write_config(TINY)
+    code, out, _ = run_cli("run", config, "--out", tmp_path / "run", "--dry-run")
+    assert code == 0
+    assert "tiny: 2 cells (1 datasets, 1 models, 1 methods, 1 shifts, 2 seeds" in out
+    assert not (tmp_path / "run").exists()
+    code, _, err = run_cli("run", config, "--dry-run", "--only", "method=wachtr")
+    assert code == 2 and err.strip().count("\n") == 0 and "wachter" in err

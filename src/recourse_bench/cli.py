@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--dry-run", action="store_true", help="check the config and flags, print the plan, stop"
+    )
 
     report = sub.add_parser("report", help="tables, figures and tests from finished runs")
     report.add_argument(
@@ -170,6 +173,9 @@ def _run(args: argparse.Namespace) -> int:
     for kind, names in _parse_only(args.only):
         config = config.only(kind, names)
     Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
+    if args.dry_run:
+        print(_plan_summary(config))
+        return 0
     out = _writable_folder(Path(args.out) if args.out else Path("runs") / config.name, "--out")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(out)
     _writable_folder(cache_dir, "--cache-dir")
@@ -211,6 +217,19 @@ def _run(args: argparse.Namespace) -> int:
             )
         return 1
     return 0
+
+
+def _plan_summary(config) -> str:
+    """What a run of ``config`` would compute (``run --dry-run``)."""
+    sizes = {
+        section: len(getattr(config, section))
+        for section in ("datasets", "models", "methods", "shifts")
+    }
+    counts = ", ".join(f"{n} {section}" for section, n in sizes.items())
+    return (
+        f"{config.name}: {len(plan(config))} cells ({counts}, {len(config.seeds)} seeds, "
+        f"{config.n_factuals} factuals at most per cell); the config is valid, nothing was run"
+    )
 
 
 def _writable_folder(path: Path, flag: str) -> Path:

@@ -73,9 +73,11 @@ def memory(cache_dir: str) -> Memory:
 
 
 class RecentResults:
-    """The last few stage results this process loaded, so that the tasks of one cell that a
-    worker runs one after another do not unpickle the same updated models again (a run with six
-    methods and four shifts loaded each shift's models 6 times per cell).
+    """The last few stage results this process loaded, most recent last.
+
+    The tasks of one cell that a worker runs one after another then do not unpickle the same
+    updated models again (a run with six methods and four shifts loaded each shift's models 6
+    times per cell).
 
     Only for results that the harness alone reads (the updated models, read by the metrics):
     what a method receives is loaded afresh, so a method that changes its input cannot affect
