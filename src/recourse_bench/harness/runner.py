@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -28,7 +29,7 @@ from ..api import EvalContext, Metric, NotApplicable
 from ..config import BenchmarkConfig, ComponentSpec
 from ..provenance import environment
 from .backends import Backend, activate, return_as
-from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates
+from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, memory
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,56 @@ def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
         stages.updates(task.seed, *specs)
     else:
         specs = (task.dataset, task.model, task.method)
-        outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs)
+        key = EvaluationKey.of(task, settings)
+        evaluate = memory(settings.cache_dir).cache(evaluate_rows, ignore=["settings"])
+        outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs) and bool(
+            evaluate.check_call_in_cache(key, settings)
+        )
         recourse = stages.recourse(task.seed, *specs)
-        outcome.rows = _evaluate(task, settings, recourse)
+        outcome.rows = evaluate(key, settings)
         outcome.timing = _timing(task, recourse)
+
+
+@dataclass(frozen=True)
+class EvaluationKey:
+    """What a recourse task's rows depend on: the key their cache entry is stored under.
+
+    That is the task (its specs, seed and failed shifts), the metrics with their code versions,
+    the shifts' code versions, and the code of the runner and everything it uses. A run resumed
+    after a crash therefore recomputes nothing that finished, and editing a metric re-evaluates
+    with that metric's new code.
+    """
+
+    task: Task
+    base_seed: int
+    n_factuals: int
+    metrics: tuple[tuple[str, str], ...]
+    shift_versions: tuple[str, ...]
+    runner_version: str
+
+    @classmethod
+    def of(cls, task: Task, settings: Settings) -> EvaluationKey:
+        """The key of a recourse task under the run's settings."""
+        metrics = tuple(
+            (name, registry.code_version(registry.get("metric", name).func))
+            for name in settings.metrics
+        )
+        return cls(
+            task=task,
+            base_seed=settings.base_seed,
+            n_factuals=settings.n_factuals,
+            metrics=metrics,
+            shift_versions=tuple(spec.code_version() for spec in task.shifts),
+            runner_version=registry.code_version(sys.modules[__name__]),
+        )
+
+
+def evaluate_rows(key: EvaluationKey, settings: Settings) -> list[dict[str, Any]]:
+    """The rows of a recourse task: its recourses (cached) under every metric and shift."""
+    recourse = settings.stages.recourse(
+        key.task.seed, key.task.dataset, key.task.model, key.task.method
+    )
+    return _evaluate(key.task, settings, recourse)
 
 
 def _timing(task: Task, recourse: Recourse) -> dict[str, Any]:
