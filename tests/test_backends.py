@@ -1,6 +1,7 @@
 """Backends: a real Dask cluster on loopback gives exactly the numbers of the loky run."""
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +81,28 @@ def test_a_dask_cluster_gives_exactly_the_numbers_of_the_loky_run(tmp_path, loky
     assert metadata["scheduler"] == cluster.scheduler_address
 
 
+def test_j_caps_the_parallel_units_on_a_cluster(tmp_path, cluster):
+    """joblib's Dask backend ignores n_jobs; -j 1 must still run one unit at a time."""
+    with distributed.Client(cluster) as observer, distributed.get_task_stream(observer) as stream:
+        run_benchmark(
+            load_config(yaml.safe_load(yaml.safe_dump(TINY))),
+            tmp_path / "run",
+            n_jobs=1,
+            backend="dask",
+            scheduler=cluster.scheduler_address,
+            cache_dir=tmp_path / "cache",
+            progress=False,
+        )
+    spans = sorted(
+        (part["start"], part["stop"])
+        for task in stream.data
+        for part in task["startstops"]
+        if part["action"] == "compute"
+    )
+    assert len(spans) >= 6
+    assert all(stop <= start for (_, stop), (start, _) in itertools.pairwise(spans))
+
+
 def test_cli_backend_dask_without_a_scheduler_starts_a_local_cluster(
     tmp_path, loky_run, run_cli, write_config
 ):
@@ -87,6 +110,7 @@ def test_cli_backend_dask_without_a_scheduler_starts_a_local_cluster(
     args = ["run", config, "--out", tmp_path / "run", "--plugin", EXAMPLE, "--no-report", "-q"]
     code, _, err = run_cli(*args, "--backend", "dask", "-j", "2")
     assert code == 0, err
+    assert "distributed" not in err  # Dask's own log lines stay quiet
     pd.testing.assert_frame_equal(
         loky_run.results, read_results(tmp_path / "run"), check_exact=True
     )

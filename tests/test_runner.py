@@ -200,22 +200,3 @@ def test_a_method_that_finds_in_fit_it_cannot_apply_is_skipped_with_its_reason(
     assert (skipped["reason"] == "cannot-learn found nothing to learn from").all()
     assert (frame[frame["method"] == "wachter"]["status"] == "ok").all()
     assert result.n_failed == 0
-
-
-def test_recent_results_load_each_key_once_and_keep_the_newest():
-    from recourse_bench.harness.stages import RecentResults
-
-    loads = []
-    recent = RecentResults(size=2)
-
-    def loader(key):
-        return lambda: loads.append(key) or f"value {key}"
-
-    assert recent.get("a", loader("a")) == "value a"
-    assert recent.get("a", loader("a")) == "value a"
-    recent.get("b", loader("b"))
-    recent.get("a", loader("a"))  # "a" is now the newest
-    recent.get("c", loader("c"))  # evicts "b", the oldest
-    recent.get("a", loader("a"))
-    recent.get("b", loader("b"))
-    assert loads == ["a", "b", "c", "b"]

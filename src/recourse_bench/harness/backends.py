@@ -12,9 +12,10 @@ results, so the numbers do not depend on the backend or the number of workers.
   without one it starts a local Ray. Install with ``pip install "recourse-bench[ray]"``.
 
 On a cluster every worker must reach the cache folder and the plugin files at the same paths as
-the machine that starts the run (a shared file system), and have recourse-bench installed. This
-is checked on every worker before any work, so a missing path is one clear error, not a
-half-finished run.
+the machine that starts the run (a shared file system), and have recourse-bench installed. On
+Dask, the workers present when the run starts are checked before any work: each must see a
+fresh file written into the cache folder, and the plugin files, so a folder that is not shared
+is one clear error, not a half-finished run. Ray workers are not checked.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from joblib import parallel_config
+from joblib import cpu_count, parallel_config
 from joblib.parallel import get_active_backend
 
 from ..api import ConfigError
@@ -34,7 +37,8 @@ from ..api import ConfigError
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "threading", "sequential", "dask", "ray")
 CLUSTER_BACKENDS = ("dask", "ray")
-CONNECT_TIMEOUT = 30  # seconds to reach a Dask scheduler
+CONNECT_TIMEOUT = 30  # seconds to reach a Dask scheduler, and for its first worker
+_CLUSTER_CAP: ContextVar[int | None] = ContextVar("cluster_cap", default=None)
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,8 @@ class Backend:
     def local_workers(self) -> int:
         """Workers on this machine: ``n_jobs``, or every core for -1 (and for None on a cluster)."""
         if self.n_jobs is None:
-            return (os.cpu_count() or 1) if self.name in CLUSTER_BACKENDS else 1
-        return (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
+            return cpu_count() if self.name in CLUSTER_BACKENDS else 1
+        return cpu_count() if self.n_jobs == -1 else self.n_jobs
 
     def describe(self) -> dict[str, Any]:
         """What the run metadata records about the backend."""
@@ -87,17 +91,31 @@ def activate(backend: Backend, shared_paths: Iterable[str] = ()) -> Iterator[Non
             yield
         return
     with cluster(backend, list(shared_paths)) as n_workers:
-        with parallel_config(backend=backend.name, n_jobs=n_workers):
-            yield
+        cap = None if backend.n_jobs in (None, -1) else n_workers
+        token = _CLUSTER_CAP.set(cap)
+        try:
+            with parallel_config(backend=backend.name, n_jobs=n_workers):
+                yield
+        finally:
+            _CLUSTER_CAP.reset(token)
 
 
-def return_as() -> str:
-    """How the active joblib backend can hand back results: as they finish, when it can.
+def parallel_options() -> dict[str, Any]:
+    """``Parallel`` arguments for the active backend.
 
-    Ray's joblib backend returns a whole list only, so the progress bar then moves per wave.
+    Results are handed back as they finish where the backend can (Ray's returns a whole list,
+    so the progress bar then moves per wave). joblib's Dask backend ignores ``n_jobs`` and uses
+    every worker thread, so a ``-j`` cap on a cluster is enforced by dispatching at most that
+    many units at a time.
     """
     active, _ = get_active_backend()
-    return "generator_unordered" if active.supports_return_generator else "list"
+    options: dict[str, Any] = {
+        "return_as": "generator_unordered" if active.supports_return_generator else "list"
+    }
+    cap = _CLUSTER_CAP.get()
+    if cap is not None:
+        options.update(pre_dispatch=str(cap), batch_size=1)
+    return options
 
 
 def _missing_extra(backend: str, module: str) -> ConfigError:
@@ -111,35 +129,74 @@ def _missing_extra(backend: str, module: str) -> ConfigError:
 def _dask_cluster(backend: Backend, shared_paths: list[str]) -> Iterator[int]:
     """A ``distributed`` client on ``backend.scheduler`` or on a new loopback LocalCluster.
 
-    Yields the number of parallel tasks: ``-j`` when given, else every worker thread.
+    Yields the number of parallel tasks: ``-j`` when given (at most every worker thread), else
+    every worker thread. Dask's own log lines are kept to errors while the run lasts.
     """
     try:
         import distributed
     except ImportError as exc:
         raise _missing_extra("dask", "distributed") from exc
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_quiet("distributed"))
         if backend.scheduler is None:
             cluster = distributed.LocalCluster(
                 n_workers=backend.local_workers,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",
                 silence_logs=logging.ERROR,
             )
             stack.enter_context(cluster)
             client = stack.enter_context(distributed.Client(cluster))
-            log.info("started a Dask LocalCluster with %d workers", backend.local_workers)
         else:
             client = stack.enter_context(_connect(distributed, backend.scheduler))
+            _wait_for_a_worker(client, backend.scheduler)
         threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
-        if threads == 0:
-            raise ConfigError(
-                f"the Dask cluster at {backend.scheduler} has no workers; start some with "
-                f"`dask worker {backend.scheduler}`"
-            )
-        _check_paths_on_workers(client.run(_missing_paths, shared_paths))
+        markers = [stack.enter_context(_marker(path)) for path in shared_paths]
+        _check_paths_on_workers(client.run(_missing_paths, markers))
         yield threads if backend.n_jobs in (None, -1) else min(backend.n_jobs, threads)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+@contextlib.contextmanager
+def _marker(path: str) -> Iterator[str]:
+    """A file whose presence proves that a worker shares ``path``.
+
+    For a folder: a fresh file written into it, removed afterwards, since a folder that merely
+    exists on a worker (``/tmp``) is not enough. A file stands for itself.
+    """
+    if not os.path.isdir(path):
+        yield path
+        return
+    marker = os.path.join(path, f".shared-check-{uuid.uuid4().hex}")
+    with open(marker, "w", encoding="utf-8") as handle:
+        handle.write("recourse-bench checks that every worker sees this folder\n")
+    try:
+        yield marker
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(marker)
+
+
+def _wait_for_a_worker(client: Any, address: str) -> None:
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"the Dask cluster at {address} has no workers after {CONNECT_TIMEOUT} s; start "
+            f"some with `dask worker {address} --nthreads 1`"
+        ) from exc
 
 
 def _connect(distributed: Any, address: str) -> Any:
@@ -160,8 +217,11 @@ def _missing_paths(paths: list[str]) -> list[str]:
 def _check_paths_on_workers(missing_by_worker: dict[str, list[str]]) -> None:
     for worker, missing in sorted(missing_by_worker.items()):
         if missing:
+            shown = missing[0]
+            if os.path.basename(shown).startswith(".shared-check-"):
+                shown = os.path.dirname(shown)
             raise ConfigError(
-                f"Dask worker {worker} cannot see {missing[0]}: the cache folder and plugin "
+                f"Dask worker {worker} cannot see {shown}: the cache folder and plugin "
                 "files must lie on a file system every worker shares (--cache-dir)"
             )
 
@@ -182,7 +242,12 @@ def _ray_cluster(backend: Backend, shared_paths: list[str]) -> Iterator[int]:
     started = not ray.is_initialized()
     if started:
         cpus = None if backend.scheduler else backend.local_workers
-        ray.init(address=backend.scheduler, num_cpus=cpus, log_to_driver=False)
+        try:  # "local": a new local Ray even where RAY_ADDRESS names a cluster
+            ray.init(address=backend.scheduler or "local", num_cpus=cpus, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = backend.scheduler or "a local Ray"
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"cannot start or join {where}: {message}") from exc
     try:
         yield -1 if backend.n_jobs is None else backend.n_jobs
     finally:

@@ -28,7 +28,7 @@ from .. import registry, store
 from ..api import EvalContext, Metric, NotApplicable
 from ..config import BenchmarkConfig, ComponentSpec
 from ..provenance import environment
-from .backends import Backend, activate, return_as
+from .backends import Backend, activate, parallel_options
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, memory
 
 log = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ def _wave(
     if not tasks:
         return failed
     bar.set_postfix_str(what)
-    results = Parallel(return_as=return_as())(delayed(run_task)(task, settings) for task in tasks)
+    results = Parallel(**parallel_options())(delayed(run_task)(task, settings) for task in tasks)
     for outcome in results:
         outcomes.append(outcome)
         bar.update(1)

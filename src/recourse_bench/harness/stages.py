@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 
@@ -72,37 +71,6 @@ def memory(cache_dir: str) -> Memory:
     return Memory(cache_dir, verbose=0)
 
 
-class RecentResults:
-    """The last few stage results this process loaded, most recent last.
-
-    The tasks of one cell that a worker runs one after another then do not unpickle the same
-    updated models again (a run with six methods and four shifts loaded each shift's models 6
-    times per cell).
-
-    Only for results that the harness alone reads (the updated models, read by the metrics):
-    what a method receives is loaded afresh, so a method that changes its input cannot affect
-    another task.
-    """
-
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict[tuple, object] = OrderedDict()
-
-    def get(self, key: tuple, load):
-        """The result stored under ``key``, loading it with ``load()`` on a miss."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = load()
-        self._items[key] = value
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return value
-
-
-RECENT_UPDATES = RecentResults(size=16)
-
-
 @dataclass(frozen=True)
 class StageKey:
     """What a stage's result depends on: the cache key (with the code versions)."""
@@ -159,9 +127,8 @@ class Stages:
     def updates(
         self, seed: int, dataset: ComponentSpec, model: ComponentSpec, shift: ComponentSpec
     ) -> list[Classifier]:
-        """The updated models of a shift (kept in memory for the next tasks of this process)."""
-        key = (self.cache_dir, self._key(seed, (dataset, model, shift)))
-        return RECENT_UPDATES.get(key, lambda: self.run(fit_updates, seed, dataset, model, shift))
+        """The updated models of a shift."""
+        return self.run(fit_updates, seed, dataset, model, shift)
 
     def recourse(
         self, seed: int, dataset: ComponentSpec, model: ComponentSpec, method: ComponentSpec
