@@ -155,12 +155,12 @@ def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
     else:
         specs = (task.dataset, task.model, task.method)
         key = EvaluationKey.of(task, settings)
-        evaluate = memory(settings.cache_dir).cache(evaluate_rows, ignore=["settings"])
+        evaluate = memory(settings.cache_dir).cache(evaluate_rows, ignore=["settings", "recourse"])
         outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs) and bool(
-            evaluate.check_call_in_cache(key, settings)
+            evaluate.check_call_in_cache(key, settings, None)
         )
         recourse = stages.recourse(task.seed, *specs)
-        outcome.rows = evaluate(key, settings)
+        outcome.rows = evaluate(key, settings, recourse)
         outcome.timing = _timing(task, recourse)
 
 
@@ -198,11 +198,13 @@ class EvaluationKey:
         )
 
 
-def evaluate_rows(key: EvaluationKey, settings: Settings) -> list[dict[str, Any]]:
-    """The rows of a recourse task: its recourses (cached) under every metric and shift."""
-    recourse = settings.stages.recourse(
-        key.task.seed, key.task.dataset, key.task.model, key.task.method
-    )
+def evaluate_rows(
+    key: EvaluationKey, settings: Settings, recourse: Recourse
+) -> list[dict[str, Any]]:
+    """The rows of a recourse task: its recourses under every metric and shift.
+
+    ``recourse`` is the task's cached recourse stage, determined by ``key``; it is not hashed.
+    """
     return _evaluate(key.task, settings, recourse)
 
 
