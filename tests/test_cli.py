@@ -72,7 +72,7 @@ def test_failed_cells_exit_1_and_keep_the_results(tmp_path, tiny_config, write_c
         PLUGINS / "faulty.py",
     )
     assert code == 1
-    assert "error in german/logreg/fails-on-german seed 0: RuntimeError: deliberate" in err
+    assert "error: recourse german/logreg/fails-on-german seed 0: RuntimeError: deliberate" in err
     frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert (frame[frame["method"] == "wachter"]["status"] == "ok").all()
     assert "error (2 seed(s))" in out  # the report notes the failed cells

@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 
 from recourse_bench import registry
@@ -63,15 +65,16 @@ def test_code_version_follows_the_source_not_the_location(tmp_path):
     source = "def helper():\n    return {n}\n"
     path = tmp_path / "versioned.py"
     path.write_text(source.format(n=1), encoding="utf-8")
-    first = registry.code_version(registry.load_plugin_file(path).helper)
+    load = partial(registry.load_plugin_file, require_plugins=False)  # helpers only
+    first = registry.code_version(load(path).helper)
     path.write_text(source.format(n=2), encoding="utf-8")
     registry._loaded_files.pop(path.resolve())
-    edited = registry.code_version(registry.load_plugin_file(path).helper)
+    edited = registry.code_version(load(path).helper)
     assert edited != first
     moved = tmp_path / "elsewhere" / "versioned.py"
     moved.parent.mkdir()
     moved.write_text(source.format(n=2), encoding="utf-8")
-    assert registry.code_version(registry.load_plugin_file(moved).helper) == edited
+    assert registry.code_version(load(moved).helper) == edited
 
 
 def test_code_version_covers_the_helpers_a_plugin_uses():

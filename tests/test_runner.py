@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from recourse_bench import load_config, run_benchmark
+from recourse_bench.api import DataError
 from recourse_bench.store import COLUMNS, read_metadata, read_results
 
 from .conftest import PLUGINS
@@ -145,9 +146,8 @@ def test_config_data_dir_finds_the_files(tmp_path, tiny_config, monkeypatch):
     monkeypatch.setattr("recourse_bench.datasets._tabular._FRAMES", {})
     tiny_config["datasets"] = ["sba"]  # no download address: the data folder is the only way
     tiny_config["seeds"] = 1
-    without = run_benchmark(load_config(tiny_config), tmp_path / "a", progress=False)
-    assert (without.results["status"] == "error").all()
-    assert without.results["reason"].str.contains("SBAcase.11.13.17.csv not found").all()
+    with pytest.raises(DataError, match=r"SBAcase\.11\.13\.17\.csv not found"):  # the run stops
+        run_benchmark(load_config(tiny_config), tmp_path / "a", progress=False)
     tiny_config["data_dir"] = str(SHARED_DATA)
     result = run_benchmark(load_config(tiny_config), tmp_path / "b", progress=False)
     assert (result.results["status"] == "ok").all()

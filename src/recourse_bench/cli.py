@@ -8,6 +8,7 @@ the traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import sys
@@ -19,9 +20,10 @@ import pandas as pd
 
 from . import __version__, registry
 from .api import ConfigError, RecourseBenchError, RecourseMethod
-from .config import load_config, plan
+from .config import BenchmarkConfig, load_config, parse_size, parse_timeout, plan
 from .datasets import _files as files_module
 from .harness.backends import BACKENDS, Backend
+from .harness.isolation import check_limits
 from .harness.runner import default_cache_dir, run_benchmark
 from .reports.report import FORMATS, REPORT_FILE, check_formats, write_report
 from .reports.tables import markdown_report, to_markdown
@@ -69,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dask scheduler (or Ray cluster) address; without it dask/ray start a local cluster",
     )
     run.add_argument("--cache-dir", help="cache folder (default: beside the run folder)")
+    run.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="stop a unit still running after this long: timeout rows (overrides the config's)",
+    )
+    run.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory one unit may allocate, e.g. 8GiB: error rows beyond (overrides the config's)",
+    )
     run.add_argument(
         "--only",
         action="append",
@@ -172,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     formats = _formats(args.format)  # checked before any work
     for kind, names in _parse_only(args.only):
         config = config.only(kind, names)
+    config = _with_limits(config, args.timeout, args.memory_limit)
     Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
     if args.dry_run:
         print(_plan_summary(config))
@@ -207,16 +220,40 @@ def _run(args: argparse.Namespace) -> int:
         f"{cached}/{units} units from cache; {result.metadata['wall_seconds']:.1f} s)",
         file=sys.stderr,
     )
-    errors = result.results[result.results["status"].isin(["error", "timeout"])]
-    if len(errors) or result.metadata["failed_units"]:
-        for _, row in errors.drop_duplicates(["dataset", "model", "method", "seed"]).iterrows():
-            print(
-                f"recourse-bench: error in {row['dataset']}/{row['model']}/{row['method_label']} "
-                f"seed {row['seed']}: {row['reason']}",
-                file=sys.stderr,
-            )
-        return 1
-    return 0
+    return _failure_summary(result.metadata["failed_units"], units)
+
+
+def _with_limits(config: BenchmarkConfig, timeout: str | None, memory: str | None):
+    """The config with the limits given as flags (``--timeout``, ``--memory-limit``)."""
+    changes: dict[str, Any] = {}
+    if timeout is not None:
+        try:
+            seconds: Any = float(timeout)
+        except ValueError:
+            seconds = timeout
+        changes["timeout"] = parse_timeout(seconds, "--timeout")
+    if memory is not None:
+        changes["memory_limit"] = parse_size(memory, "--memory-limit")
+    config = dataclasses.replace(config, **changes)
+    check_limits(config.limits)
+    return config
+
+
+def _failure_summary(failed_units: list[dict[str, Any]], units: int) -> int:
+    """Name every failed unit with its first error line; the exit code (1 if any failed)."""
+    if not failed_units:
+        return 0
+    print(
+        f"recourse-bench: {len(failed_units)} of {units} units failed; their cells are "
+        "error/timeout rows in the results, the rest of the matrix is complete:",
+        file=sys.stderr,
+    )
+    for failure in sorted(failed_units, key=lambda f: f["unit"]):
+        print(
+            f"recourse-bench: {failure['status']}: {failure['unit']}: {failure['error']}",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def _plan_summary(config) -> str:

@@ -12,6 +12,8 @@ mapping with ``name``, fixed ``params`` and a ``grid`` of swept values (the cart
     methods: [{name: wachter, grid: {lam: [0.1, 1.0]}}]
     shifts: [{name: retrain-seed, params: {n_models: 10}}]
     metrics: [coverage, validity, cost-l1, invalidation-rate]
+    timeout: 3600           # optional: seconds one unit may run before it is stopped (timeout rows)
+    memory_limit: 8GiB      # optional: memory one unit may allocate (beyond its worker's)
 
 Every key is checked: a misspelled key or parameter is an error naming the valid ones, never
 silently dropped.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,9 +43,11 @@ COMPONENT_SECTIONS = {
     "shifts": "shift",
 }
 TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics", "data_dir"}
+TOP_LEVEL_KEYS |= {"timeout", "memory_limit"}
 TOP_LEVEL_KEYS |= set(COMPONENT_SECTIONS)
 ENTRY_KEYS = {"name", "params", "grid"}
 DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate")
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 def _freeze(value: Any) -> Any:
@@ -108,6 +113,47 @@ def _code_version(kind: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one unit may use: wall seconds (``timeout``) and extra bytes (``memory``)."""
+
+    timeout: float | None = None
+    memory: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
+        if self.memory is not None and self.memory <= 0:
+            raise ConfigError(f"memory_limit must be a size > 0, got {self.memory!r}")
+
+    def describe(self) -> dict[str, Any]:
+        """The limits for the run metadata."""
+        return {"timeout": self.timeout, "memory_limit": self.memory}
+
+
+def parse_size(value: Any, what: str = "memory_limit") -> int | None:
+    """A memory size from a config or flag: ``8GiB``, ``512 MB``, ``2g`` or a number of bytes.
+
+    Units are binary (``MB`` and ``MiB`` both mean 2**20 bytes). None stays None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        size = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?\s*", str(value).lower())
+        if isinstance(value, bool) or match is None:
+            raise ConfigError(
+                f"{what} {value!r} is not a memory size; write it like 8GiB, 512MiB or 2g"
+            )
+        size = float(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    if not math.isfinite(size) or size < 2**20:
+        raise ConfigError(
+            f"{what} {value!r} is not a size of at least 1 MiB; write it like 8GiB or 512MiB"
+        )
+    return int(size)
+
+
+@dataclass(frozen=True)
 class BenchmarkConfig:
     """A validated benchmark matrix."""
 
@@ -121,7 +167,14 @@ class BenchmarkConfig:
     shifts: tuple[ComponentSpec, ...]
     metrics: tuple[str, ...]
     data_dir: str | None = None
+    timeout: float | None = None
+    memory_limit: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def limits(self) -> Limits:
+        """What one unit may use (``timeout``, ``memory_limit``); checked here."""
+        return Limits(self.timeout, self.memory_limit)
 
     def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
         """Restrict one section to the given names (``--only method=a,b``).
@@ -228,9 +281,13 @@ def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
             raise ConfigError(f"{where}: data_dir must be a folder path, got {data_dir!r}")
         base = Path(where).parent if where != "config" else Path.cwd()
         data_dir = str((base / Path(data_dir).expanduser()).resolve())
+    timeout = parse_timeout(raw.get("timeout"), f"{where}: timeout")
+    memory_limit = parse_size(raw.get("memory_limit"), f"{where}: memory_limit")
     return BenchmarkConfig(
         name=name,
         data_dir=data_dir,
+        timeout=timeout,
+        memory_limit=memory_limit,
         seed=seed,
         seeds=seeds,
         n_factuals=n_factuals,
@@ -248,6 +305,17 @@ def _check_keys(given: Iterable[Any], valid: Iterable[str], what: str, listing: 
                 f"{what} {key!r}; {registry.suggest(str(key), valid)}"
                 f"{listing}: {', '.join(valid) or '(none)'}"
             )
+
+
+def parse_timeout(value: Any, what: str = "timeout") -> float | None:
+    """Seconds one unit may run: a number > 0, or None (no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{what} must be a number of seconds > 0 (or null), got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be a finite number of seconds (or null), got {value!r}")
+    return float(value)
 
 
 def _integer(value: Any, what: str, minimum: int) -> int:

@@ -1,5 +1,7 @@
 """Test plugins: methods that fail or cannot apply, a non-differentiable model, a bad metric."""
 
+import time
+
 import numpy as np
 
 from recourse_bench import MethodTags, RecourseMethod, Trainer, register
@@ -63,3 +65,29 @@ class ThresholdStump(Trainer):
 def explodes(ctx):
     """Raises on every call (after the recourses were generated)."""
     raise ValueError("metric exploded")
+
+
+@register("method", "breaks-by-dataset")
+class BreaksByDataset(RecourseMethod):
+    """Fault injection: raises on German, hangs on the moons, exhausts memory on the Gaussians.
+
+    On any other dataset it returns the factuals unchanged.
+    """
+
+    tags = MethodTags()
+
+    def fit(self, model, splits):
+        super().fit(model, splits)
+        self.dataset_ = splits.name
+        return self
+
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        self.check_fitted()
+        if self.dataset_ == "german":
+            raise RuntimeError("deliberate failure on german")
+        if self.dataset_ == "synthetic-moons":
+            time.sleep(3600)
+        if self.dataset_ == "synthetic-gaussians":
+            hoard = np.ones(2**29)  # 4 GiB: over the memory limit of the test that runs this
+            return hoard[: X.size].reshape(X.shape)
+        return X.copy()

@@ -9,6 +9,11 @@
 
 Every file is checked against its pinned sha256 (of the uncompressed content) before use. Files
 whose licence forbids redistribution have no download address: their error says where to get them.
+A file in a data folder whose sha256 differs is refused, never replaced or worked around: the error
+(one line) names the file, the sha256 found and expected, and where to get the original. A bad
+cache entry, which recourse-bench itself wrote, is discarded and downloaded again. Archives are
+only read in memory, the named members only (absolute or parent-relative member paths are
+refused): nothing but the verified file is ever written, and only into the cache folder.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import http.client
 import io
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 import zipfile
@@ -27,7 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..api import DataError
 
@@ -65,6 +71,24 @@ class DataFile:
     members: tuple[str, ...] = ()
     embedded: bool = False
     obtain: str = ""
+
+    def __post_init__(self) -> None:
+        if _unsafe_path(self.name) or len(PureWindowsPath(self.name).parts) != 1:
+            raise DataError(f"data file name {self.name!r} must be a plain file name, no folder")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise DataError(f"{self.name}: sha256 {self.sha256!r} must be 64 lower-case hex digits")
+
+
+def _unsafe_path(path: str) -> bool:
+    """Whether ``path`` is empty, absolute (POSIX or Windows) or climbs with ``..``."""
+    posix, windows = PurePosixPath(path), PureWindowsPath(path)
+    return (
+        not path
+        or posix.is_absolute()
+        or bool(windows.drive or windows.root)
+        or ".." in posix.parts
+        or ".." in windows.parts
+    )
 
 
 def sha256_of(data: bytes) -> str:
@@ -109,24 +133,61 @@ def _verified(file: DataFile, path: Path) -> bytes:
     try:
         content = _unpack(path.read_bytes())
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise DataError(
-            f"{file.name}: cannot read {str(path)!r} ({exc}); replace it with the original file"
-        ) from None
+        reason = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+        unreadable = isinstance(exc, PermissionError)
+        fix = "make it readable for this user" if unreadable else _replacement(file, path)
+        raise DataError(f"{file.name}: cannot read {str(path)!r} ({reason}); {fix}") from None
     digest = sha256_of(content)
     if digest != file.sha256:
         raise DataError(
             f"{file.name}: {str(path)!r} has sha256 {digest[:16]}..., expected "
             f"{file.sha256[:16]}... ({len(content)} bytes read): the file is truncated, "
-            "corrupted or another version; replace it with the original"
+            f"corrupted or another version; {_replacement(file, path)}"
         )
     return content
+
+
+def _replacement(file: DataFile, path: Path) -> str:
+    """How to replace the bad copy of ``file`` at ``path``: where its original is."""
+    if file.embedded and path.parent == _package_folder():
+        return "the installed package is damaged: reinstall recourse-bench"
+    fetch = f"`recourse-bench data fetch{_dataset_argument(file)}`"
+    if file.url and path.parent == cache_folder():
+        return f"delete it and run {fetch} to download it again"
+    if file.url:
+        inside = f" (inside the archive: {' / '.join(file.members)})" if file.members else ""
+        return (
+            f"replace it with the original file from {file.url}{inside}, or delete it and run "
+            f"{fetch} to download and verify it"
+        )
+    return f"replace it with the original file from {file.obtain or 'its publisher'}"
+
+
+def _dataset_argument(file: DataFile) -> str:
+    """`` NAME`` of a registered dataset that reads ``file`` (for a command to suggest)."""
+    from .. import registry  # the registry imports the datasets: import it late
+
+    try:
+        names = [
+            name
+            for name in registry.available("dataset")
+            if any(f.name == file.name for f in getattr(registry.get("dataset", name), "files", ()))
+        ]
+    except Exception:  # an error message must not fail while it is being written
+        return ""
+    return f" {names[0]}" if names else ""
+
+
+def _package_folder() -> Path:
+    """Where the embedded files lie."""
+    return Path(str(resources.files(__package__).joinpath("data")))
 
 
 def candidates(file: DataFile) -> list[Path]:
     """Every place the file is looked for, in order."""
     places = []
     if file.embedded:
-        folder = Path(str(resources.files(__package__).joinpath("data")))
+        folder = _package_folder()
         places += [folder / file.name, folder / f"{file.name}.gz"]
     for folder in data_folders():
         places += [folder / file.name, folder / f"{file.name}.gz"]
@@ -159,7 +220,7 @@ def read(file: DataFile, *, download: bool = True) -> bytes:
 def _missing_message(file: DataFile) -> str:
     looked = ", ".join(str(p) for p in candidates(file)) or "(nowhere)"
     if file.url:
-        how = f"run `recourse-bench data fetch` (downloads {file.url})"
+        how = f"run `recourse-bench data fetch{_dataset_argument(file)}` (downloads {file.url})"
     else:
         how = f"get it from {file.obtain}" if file.obtain else "get the original file"
     return (
@@ -172,6 +233,9 @@ def fetch(file: DataFile, timeout: float = 60.0) -> Path:
     """Download a file into the cache, atomically, verified against its sha256."""
     if not file.url:
         raise DataError(_missing_message(file))
+    unsafe = [member for member in file.members if _unsafe_path(member)]
+    if unsafe:  # refused before anything is downloaded
+        raise DataError(f"{file.name}: refusing the archive member path {unsafe[0]!r}")
     target = cache_folder() / file.name
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{file.name}.{os.getpid()}.part")
@@ -218,9 +282,13 @@ def _download(url: str, timeout: float) -> bytes:
 
 
 def _extract(payload: bytes, members: tuple[str, ...], name: str) -> bytes:
-    """Read a member from (nested) zip archives, refusing absolute or parent-relative paths."""
+    """Read a member from (nested) zip archives, refusing absolute or parent-relative paths.
+
+    Everything happens in memory: only the named member is read, and no archive path is ever
+    used to write a file (the caller writes the verified content under ``name`` in the cache).
+    """
     for member in members:
-        if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+        if _unsafe_path(member):
             raise DataError(f"{name}: refusing the archive member path {member!r}")
         try:
             with zipfile.ZipFile(io.BytesIO(payload)) as archive:

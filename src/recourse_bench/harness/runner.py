@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .. import registry, store
-from ..api import EvalContext, Metric, NotApplicable
-from ..config import BenchmarkConfig, ComponentSpec
+from ..api import ConfigError, DataError, EvalContext, Metric, NotApplicable, RecourseBenchError
+from ..config import BenchmarkConfig, ComponentSpec, Limits
 from ..provenance import environment
 from .backends import Backend, activate, parallel_options
+from .isolation import CAN_FORK, Isolated, check_limits, run_isolated
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, memory
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class Settings:
     metrics: tuple[str, ...]
     plugin_files: tuple[str, ...] = ()
     data_dir: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    isolate: bool = CAN_FORK  # run uncached units in a forked child (see .isolation)
 
     @property
     def stages(self) -> Stages:
@@ -79,6 +83,8 @@ class Outcome:
     task: Task
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    status: str = "ok"  # "error" or "timeout" when ``error`` is set
+    fatal: RecourseBenchError | None = None  # a bad input (data, config): the run stops
     skipped: str | None = None  # a shift that does not apply (NotApplicable), with why
     cached: bool = False
     seconds: float = 0.0
@@ -117,12 +123,29 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 def run_task(task: Task, settings: Settings) -> Outcome:
-    """Execute one task; any exception becomes ``Outcome.error`` (the cell's first error line)."""
+    """Execute one task; any failure becomes ``Outcome.error`` (the cell's first error line).
+
+    A task whose results are not all cached runs in a forked child under the run's limits
+    (see :mod:`.isolation`): a hang, a crash or a runaway allocation costs only its own cells.
+    """
     for path in settings.plugin_files:
         registry.load_plugin_file(path)
     if torch.get_num_threads() != 1:  # a fresh worker process
         torch.set_num_threads(1)
     start = time.perf_counter()
+    cached = _is_cached(task, settings)
+    if cached or not settings.isolate:
+        outcome = _run_here(task, settings)
+    else:
+        isolated = run_isolated(partial(_run_here, task, settings), settings.limits)
+        outcome = isolated.value if isolated.status == "ok" else _failed(task, settings, isolated)
+    outcome.cached = cached
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _run_here(task: Task, settings: Settings) -> Outcome:
+    """Execute a task in this process, turning its exceptions into the outcome's error."""
     outcome = Outcome(task)
     try:
         _execute(task, settings, outcome)
@@ -134,33 +157,59 @@ def run_task(task: Task, settings: Settings) -> Outcome:
             ]
     except Exception as exc:
         log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
-        outcome.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if task.stage == "recourse":  # the cell's rows say why, for every shift
-            outcome.rows = [
-                _row(task, shift, status="error", reason=outcome.error) for shift in task.shifts
-            ]
-    outcome.seconds = time.perf_counter() - start
+        if isinstance(exc, DataError | ConfigError):  # the user's input: the run stops
+            outcome.fatal = exc
+        _fail(outcome, "error", f"{type(exc).__name__}: {exc}".splitlines()[0])
     return outcome
+
+
+def _failed(task: Task, settings: Settings, isolated: Isolated) -> Outcome:
+    """The outcome of a task whose child process timed out or died."""
+    reason = isolated.reason
+    if isolated.status == "timeout":
+        reason += " (raise `timeout` in the config, or --timeout)"
+    log.debug("task %s: %s", task.describe(), reason)
+    outcome = Outcome(task)
+    _fail(outcome, isolated.status, reason)
+    return outcome
+
+
+def _fail(outcome: Outcome, status: str, reason: str) -> None:
+    """Mark an outcome failed (``error`` or ``timeout``); a recourse task's rows say why."""
+    outcome.error = reason
+    outcome.status = status
+    task = outcome.task
+    if task.stage == "recourse":  # the cell's rows say why, for every shift
+        outcome.rows = [_row(task, shift, status=status, reason=reason) for shift in task.shifts]
+
+
+def _is_cached(task: Task, settings: Settings) -> bool:
+    """Whether every result of a task is already in the cache (it then runs in its worker)."""
+    stages = settings.stages
+    if task.stage == "base":
+        return stages.is_cached(fit_base, task.seed, task.dataset, task.model)
+    if task.stage == "updates":
+        return stages.is_cached(fit_updates, task.seed, task.dataset, task.model, task.shift)
+    specs = (task.dataset, task.model, task.method)
+    return stages.is_cached(fit_recourse, task.seed, *specs) and bool(
+        _evaluation(settings).check_call_in_cache(EvaluationKey.of(task, settings), settings, None)
+    )
+
+
+def _evaluation(settings: Settings):
+    """The cached evaluation stage of the run's cache folder."""
+    return memory(settings.cache_dir).cache(evaluate_rows, ignore=["settings", "recourse"])
 
 
 def _execute(task: Task, settings: Settings, outcome: Outcome) -> None:
     stages = settings.stages
     if task.stage == "base":
-        outcome.cached = stages.is_cached(fit_base, task.seed, task.dataset, task.model)
         stages.base(task.seed, task.dataset, task.model)
     elif task.stage == "updates":
-        specs = (task.dataset, task.model, task.shift)
-        outcome.cached = stages.is_cached(fit_updates, task.seed, *specs)
-        stages.updates(task.seed, *specs)
+        stages.updates(task.seed, task.dataset, task.model, task.shift)
     else:
-        specs = (task.dataset, task.model, task.method)
-        key = EvaluationKey.of(task, settings)
-        evaluate = memory(settings.cache_dir).cache(evaluate_rows, ignore=["settings", "recourse"])
-        outcome.cached = stages.is_cached(fit_recourse, task.seed, *specs) and bool(
-            evaluate.check_call_in_cache(key, settings, None)
-        )
-        recourse = stages.recourse(task.seed, *specs)
-        outcome.rows = evaluate(key, settings, recourse)
+        recourse = stages.recourse(task.seed, task.dataset, task.model, task.method)
+        outcome.rows = _evaluation(settings)(EvaluationKey.of(task, settings), settings, recourse)
         outcome.timing = _timing(task, recourse)
 
 
@@ -357,6 +406,7 @@ def run_benchmark(
     """
     started = time.time()
     where = Backend(backend, n_jobs, scheduler)
+    check_limits(config.limits)
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None:
         cache_dir = default_cache_dir(out) if out is not None else Path(".recourse-bench-cache")
@@ -367,6 +417,8 @@ def run_benchmark(
         metrics=config.metrics,
         plugin_files=tuple(str(Path(p).resolve()) for p in plugin_files),
         data_dir=config.data_dir,
+        limits=config.limits,
+        isolate=_isolates(where, config.limits),
     )
     pairs = [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
     base_tasks = [Task("base", s, d, m) for d, m, s in pairs]
@@ -406,6 +458,17 @@ def run_benchmark(
     return RunResult(results, out, metadata)
 
 
+def _isolates(where: Backend, limits: Limits) -> bool:
+    """Whether uncached units run in a forked child (wherever fork exists).
+
+    The exception is the sequential backend without limits: it keeps every unit in this
+    process, for a debugger or a profiler.
+    """
+    if not CAN_FORK:
+        return False
+    return where.name != "sequential" or limits.timeout is not None or limits.memory is not None
+
+
 def _wave(
     tasks: list[Task], settings: Settings, bar: Any, outcomes: list[Outcome], what: str
 ) -> dict[tuple, str]:
@@ -421,15 +484,29 @@ def _wave(
         task = outcome.task
         if outcome.error is None and outcome.skipped is None:
             continue
-        if outcome.error is not None:
-            log.warning("%s failed: %s", task.describe(), outcome.error)
+        if outcome.error is not None and outcome.fatal is None:  # a fatal one stops the run
+            log.warning("%s %s: %s", task.describe(), outcome.status, outcome.error)
         key = (task.dataset, task.model, task.seed)
         key = (*key, task.shift) if task.stage == "updates" else key
         if outcome.error is not None:
-            failed[key] = ("error", outcome.error)
+            failed[key] = (outcome.status, outcome.error)
         else:
             failed[key] = ("skipped", str(outcome.skipped))
+    _stop_on_bad_input(outcomes)
     return failed
+
+
+def _stop_on_bad_input(outcomes: list[Outcome]) -> None:
+    """Raise the first input error (a bad data file, a config value a plugin refused).
+
+    Such an error is the user's to fix and would fail every unit that reads the same input, so
+    the run stops after the wave that found it; every finished unit is cached.
+    """
+    fatal = [o for o in outcomes if o.fatal is not None]
+    if fatal:
+        first = min(fatal, key=lambda o: o.task.describe())
+        assert first.fatal is not None
+        raise type(first.fatal)(f"{first.fatal} ({first.task.describe()})")
 
 
 def _base_failure_rows(
@@ -439,7 +516,7 @@ def _base_failure_rows(
     for (dataset, model, seed), (status, message) in base_failed.items():
         for method in config.methods:
             task = Task("recourse", seed, dataset, model, method=method)
-            reason = f"base model failed: {message}"
+            reason = f"base model {'timed out' if status == 'timeout' else 'failed'}: {message}"
             rows += [_row(task, shift, status=status, reason=reason) for shift in config.shifts]
     return rows
 
@@ -465,8 +542,12 @@ def _metadata(
         "plugin_files": list(settings.plugin_files),
         "stages": per_stage,
         "recourse_timings": [o.timing for o in outcomes if o.timing is not None],
+        **settings.limits.describe(),
+        "isolated": settings.isolate,
         "failed_units": [
-            {"unit": o.task.describe(), "error": o.error} for o in outcomes if o.error is not None
+            {"unit": o.task.describe(), "status": o.status, "error": o.error}
+            for o in outcomes
+            if o.error is not None
         ],
         "wall_seconds": round(time.time() - started, 3),
         **environment(),

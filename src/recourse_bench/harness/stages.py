@@ -67,8 +67,16 @@ def harness_version() -> str:
 
 @cache
 def memory(cache_dir: str) -> Memory:
-    """The joblib memory of a cache folder (one per process)."""
-    return Memory(cache_dir, verbose=0)
+    """The joblib memory of a cache folder (one per process), on the checked store.
+
+    Entries are written atomically with a content hash, checked before they are unpickled, and
+    a bad one is discarded and recomputed (see :mod:`recourse_bench.harness.cache`). That module
+    is imported here, not at the top, so that it stays out of :func:`harness_version`: how an
+    entry is stored does not change what it holds, so editing it must not invalidate the cache.
+    """
+    from .cache import BACKEND  # registers the store with joblib
+
+    return Memory(cache_dir, backend=BACKEND, verbose=0)
 
 
 @dataclass(frozen=True)
