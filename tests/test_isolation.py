@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from recourse_bench.api import ConfigError
 from recourse_bench.config import Limits, parse_size, parse_timeout
+from recourse_bench.harness import isolation
 from recourse_bench.harness.isolation import CAN_FORK, format_size, run_isolated
 
 from .conftest import PLUGINS
@@ -32,9 +34,21 @@ def _sleep_and_record(path) -> None:
     time.sleep(600)
 
 
+def _hoard() -> float:
+    return float(np.ones(2**29).sum())  # 4 GiB
+
+
+def _unsendable():
+    return lambda: None
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
 # ----------------------------------------------------------------------------- the child process
 def test_a_value_comes_back_from_the_child():
-    big = run_isolated(lambda: np.arange(3_000_000), Limits())  # 24 MB: many pipe buffers
+    big = run_isolated(partial(np.arange, 3_000_000), Limits())  # 24 MB: many pipe buffers
     assert big.status == "ok" and np.array_equal(big.value, np.arange(3_000_000))
 
 
@@ -46,7 +60,7 @@ def test_an_exception_is_an_error_with_its_first_line():
 def test_a_hang_is_stopped_at_the_timeout_and_its_process_is_gone(tmp_path):
     pid_file = tmp_path / "pid"
     start = time.monotonic()
-    result = run_isolated(lambda: _sleep_and_record(pid_file), Limits(timeout=1.0))
+    result = run_isolated(partial(_sleep_and_record, pid_file), Limits(timeout=1.0))
     assert result.status == "timeout" and "1 s timeout" in result.reason
     assert time.monotonic() - start < 30
     with pytest.raises(ProcessLookupError):
@@ -56,7 +70,7 @@ def test_a_hang_is_stopped_at_the_timeout_and_its_process_is_gone(tmp_path):
 def test_a_runaway_allocation_fails_at_the_memory_limit():
     """4 GiB would fit on the machine, but not under a 256 MiB limit."""
     start = time.monotonic()
-    result = run_isolated(lambda: np.ones(2**29).sum(), Limits(memory=256 * 2**20))
+    result = run_isolated(_hoard, Limits(memory=256 * 2**20))
     assert result.status == "error" and "memory_limit of 256 MiB" in result.reason
     assert time.monotonic() - start < 30
 
@@ -66,8 +80,19 @@ def test_a_child_killed_by_a_signal_is_an_error_naming_it():
     assert result.status == "error" and "SIGKILL" in result.reason
 
 
+def test_the_child_serves_unit_after_unit_and_is_replaced_after_a_kill():
+    """One child per thread stays up between calls (what it loaded stays loaded)."""
+    first, second = run_isolated(_pid, Limits()).value, run_isolated(_pid, Limits()).value
+    assert first == second != os.getpid()
+    assert run_isolated(_kill_self, Limits()).status == "error"
+    assert run_isolated(_pid, Limits()).value not in (first, os.getpid())
+    isolation.shutdown()
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+
+
 def test_a_result_that_cannot_be_sent_is_an_error():
-    result = run_isolated(lambda: lambda: None, Limits())
+    result = run_isolated(_unsendable, Limits())
     assert result.status == "error" and "cannot be sent" in result.reason
 
 

@@ -1,5 +1,5 @@
-"""Resume: a run killed with SIGKILL mid-way continues with the same command, recomputing nothing
-that finished, and ends with exactly the results of an uninterrupted run."""
+"""Resume: a run killed (SIGKILL) or interrupted (Ctrl-C) mid-way continues with the same command,
+recomputing nothing that finished, and ends with exactly the results of an uninterrupted run."""
 
 import os
 import signal
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from recourse_bench import load_config, run_benchmark
@@ -41,7 +42,31 @@ def finished_recourse_units(cache: Path) -> int:
     return len(list(cache.glob("joblib/**/evaluate_rows/*/output.pkl")))
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_results(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> pd.DataFrame:
+    """The results of the matrix run once without interruption."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = load_config(MATRIX)
+    return run_benchmark(config, folder / "run", cache_dir=folder / "cache", progress=False).results
+
+
+def _group_ends(pgid: int, within: float = 30.0) -> bool:
+    """Whether every process of the group is gone within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
+def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_results(
+    tmp_path, signum, uninterrupted
+):
+    """SIGKILL (kill -9, a crash) or SIGINT (Ctrl-C) to the whole process group mid-way."""
     config = tmp_path / "resume.yaml"
     config.write_text(yaml.safe_dump(MATRIX), encoding="utf-8")
     out, cache = tmp_path / "runs" / "resume", tmp_path / "runs" / ".recourse-bench-cache"
@@ -51,8 +76,14 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_results(tmp_path
     while finished_recourse_units(cache) < 3 and time.monotonic() < deadline:
         assert started.poll() is None, started.stderr.read().decode()
         time.sleep(0.05)
-    os.killpg(started.pid, signal.SIGKILL)  # the whole process group, workers included
-    started.wait()
+    os.killpg(started.pid, signum)  # the whole process group, as a terminal does
+    _, err = started.communicate(timeout=60)
+    if signum == signal.SIGINT:
+        assert started.returncode == 130
+        assert err.decode().strip().splitlines()[-1] == (
+            "recourse-bench: interrupted; finished units are cached, rerun to resume"
+        )
+    assert _group_ends(started.pid), "a worker or a unit's child outlived the run"
     done_before = finished_recourse_units(cache)
     assert 3 <= done_before < 18, "the kill must land mid-way"
     assert not (out / "results.parquet").exists()
@@ -65,8 +96,4 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_results(tmp_path
     recomputed = sum(s["units"] - s["cached"] for s in stages.values())
     print(f"killed after {done_before}/18 recourse units; the resumed run recomputed {recomputed}")
     assert recomputed == UNITS - 12 - done_before  # only the unfinished recourse units
-
-    reference = run_benchmark(
-        load_config(MATRIX), tmp_path / "reference", cache_dir=tmp_path / "cache", progress=False
-    )
-    pd.testing.assert_frame_equal(reference.results, read_results(out), check_exact=True)
+    pd.testing.assert_frame_equal(uninterrupted, read_results(out), check_exact=True)

@@ -8,7 +8,9 @@ from recourse_bench import load_config, run_benchmark
 from recourse_bench.api import DataError
 from recourse_bench.store import COLUMNS, read_metadata, read_results
 
-from .conftest import PLUGINS
+from .conftest import PLUGINS, TINY
+
+MLP = {"name": "mlp", "params": {"epochs": 50}}
 
 
 def test_tiny_matrix_produces_the_long_table(tmp_path, tiny_config):
@@ -52,15 +54,49 @@ def test_adding_a_method_computes_only_that_method(tmp_path, tiny_config, caplog
     assert len(computed) == 2  # one per seed
 
 
-def test_parallel_run_gives_exactly_the_same_numbers(tmp_path, tiny_config):
-    tiny_config["models"].append({"name": "mlp", "params": {"epochs": 50}})
-    config = load_config(tiny_config)
-    serial = run_benchmark(config, tmp_path / "a", cache_dir=tmp_path / "ca", progress=False)
-    parallel = run_benchmark(
-        config, tmp_path / "b", n_jobs=2, cache_dir=tmp_path / "cb", progress=False
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """The tiny matrix with an MLP, run in this process (sequential, no child processes)."""
+    config = load_config({**TINY, "models": [*TINY["models"], MLP]})
+    folder = tmp_path_factory.mktemp("reference")
+    result = run_benchmark(
+        config, folder / "run", backend="sequential", cache_dir=folder / "cache", progress=False
     )
-    assert parallel.metadata["stages"]["recourse"]["cached"] == 0
-    pd.testing.assert_frame_equal(serial.results, parallel.results, check_exact=True)
+    assert result.metadata["isolated"] is False
+    return config, folder / "cache", result
+
+
+@pytest.mark.parametrize(
+    ("backend", "n_jobs"), [("loky", None), ("loky", 2), ("threading", 2)], ids=str
+)
+def test_every_backend_and_worker_count_gives_exactly_the_same_numbers(
+    tmp_path, reference_run, backend, n_jobs
+):
+    """Units in forked children, at -j 1 and 2, on processes or threads: the same numbers."""
+    import torch
+
+    config, _, reference = reference_run
+    threads = torch.get_num_threads()
+    result = run_benchmark(
+        config,
+        tmp_path / "run",
+        n_jobs=n_jobs,
+        backend=backend,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
+    assert torch.get_num_threads() == threads
+    assert result.metadata["isolated"] is True
+    assert result.metadata["stages"]["recourse"]["cached"] == 0
+    pd.testing.assert_frame_equal(reference.results, result.results, check_exact=True)
+
+
+def test_a_rerun_from_the_cache_gives_exactly_the_same_numbers(tmp_path, reference_run):
+    config, cache, reference = reference_run
+    rerun = run_benchmark(config, tmp_path / "run", n_jobs=2, cache_dir=cache, progress=False)
+    stages = rerun.metadata["stages"]
+    assert all(s["cached"] == s["units"] for s in stages.values()), stages
+    pd.testing.assert_frame_equal(reference.results, rerun.results, check_exact=True)
 
 
 def test_a_failing_method_becomes_error_rows_and_the_rest_completes(tmp_path, tiny_config):
@@ -86,24 +122,6 @@ def test_a_failure_after_generation_still_leaves_error_rows(tmp_path, tiny_confi
     assert (frame["status"] == "error").all()
     assert (frame["reason"] == "ValueError: metric exploded").all()
     assert result.n_failed == 2
-
-
-def test_threading_backend_matches_and_restores_torch_threads(tmp_path, tiny_config):
-    import torch
-
-    config = load_config(tiny_config)
-    before = torch.get_num_threads()
-    serial = run_benchmark(config, tmp_path / "a", cache_dir=tmp_path / "ca", progress=False)
-    threaded = run_benchmark(
-        config,
-        tmp_path / "b",
-        n_jobs=2,
-        backend="threading",
-        cache_dir=tmp_path / "cb",
-        progress=False,
-    )
-    assert torch.get_num_threads() == before
-    pd.testing.assert_frame_equal(serial.results, threaded.results, check_exact=True)
 
 
 def test_a_method_that_cannot_run_on_a_model_is_skipped_with_a_reason(tmp_path, tiny_config):

@@ -30,8 +30,8 @@ from ..api import ConfigError, DataError, EvalContext, Metric, NotApplicable, Re
 from ..config import BenchmarkConfig, ComponentSpec, Limits
 from ..provenance import environment
 from .backends import Backend, activate, parallel_options
-from .isolation import CAN_FORK, Isolated, check_limits, run_isolated
-from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, memory
+from .isolation import CAN_FORK, Isolated, check_limits, children, run_isolated
+from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, in_cache, memory
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ def _run_here(task: Task, settings: Settings) -> Outcome:
     """Execute a task in this process, turning its exceptions into the outcome's error."""
     outcome = Outcome(task)
     try:
+        for path in settings.plugin_files:  # a child forked before the run named them
+            registry.load_plugin_file(path)
         _execute(task, settings, outcome)
     except NotApplicable as exc:
         outcome.skipped = str(exc)
@@ -191,8 +193,9 @@ def _is_cached(task: Task, settings: Settings) -> bool:
     if task.stage == "updates":
         return stages.is_cached(fit_updates, task.seed, task.dataset, task.model, task.shift)
     specs = (task.dataset, task.model, task.method)
-    return stages.is_cached(fit_recourse, task.seed, *specs) and bool(
-        _evaluation(settings).check_call_in_cache(EvaluationKey.of(task, settings), settings, None)
+    key = EvaluationKey.of(task, settings)
+    return stages.is_cached(fit_recourse, task.seed, *specs) and in_cache(
+        _evaluation(settings), key, settings, None
     )
 
 
@@ -429,7 +432,7 @@ def run_benchmark(
     bar = tqdm(total=total, unit="unit", desc=config.name, disable=not progress, leave=True)
     Path(settings.cache_dir).mkdir(parents=True, exist_ok=True)
     shared = [settings.cache_dir, *settings.plugin_files]
-    with bar, _one_torch_thread(), activate(where, shared):
+    with bar, _one_torch_thread(), activate(where, shared), children():
         base_failed = _wave(base_tasks, settings, bar, outcomes, "base models")
         update_tasks = [t for t in update_tasks if (t.dataset, t.model, t.seed) not in base_failed]
         bar.total -= len(pairs) * len(config.shifts) - len(update_tasks)

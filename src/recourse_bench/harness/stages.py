@@ -79,6 +79,18 @@ def memory(cache_dir: str) -> Memory:
     return Memory(cache_dir, backend=BACKEND, verbose=0)
 
 
+def in_cache(memorized, *args) -> bool:
+    """Whether the result of a cached function for ``args`` is in its cache folder.
+
+    joblib keeps a record of each function's code in the folder (``func_code.py``), but writes
+    it only from a process that has not seen the function before: a folder filled by a process
+    that had used another folder first has none. The first question about such a function then
+    only writes the record and answers no, even for a result that is there, so the question is
+    asked twice (the second answer is the right one; our keys carry the code versions anyway).
+    """
+    return bool(memorized.check_call_in_cache(*args) or memorized.check_call_in_cache(*args))
+
+
 @dataclass(frozen=True)
 class StageKey:
     """What a stage's result depends on: the cache key (with the code versions)."""
@@ -122,7 +134,7 @@ class Stages:
 
     def is_cached(self, func, seed: int, *specs: ComponentSpec) -> bool:
         """Whether a stage's result is already in the cache."""
-        return bool(self._memo(func).check_call_in_cache(self, self._key(seed, specs)))
+        return in_cache(self._memo(func), self, self._key(seed, specs))
 
     def splits(self, seed: int, dataset: ComponentSpec) -> Splits:
         """The dataset's splits for a seed."""
