@@ -89,6 +89,21 @@ TINY = {
 }
 
 
+def install_entry_point(folder: Path, module: str, source: str, entry_point: str) -> None:
+    """Write ``module`` and a distribution that declares it as the plugin ``entry_point``.
+
+    Both go in ``folder``; prepending the folder to ``sys.path`` installs them.
+    """
+    (folder / f"{module}.py").write_text(source, encoding="utf-8")
+    dist = folder / f"{module}-1.0.dist-info"
+    dist.mkdir()
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Name: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text(
+        f"[recourse_bench.plugins]\n{entry_point} = {module}\n", encoding="utf-8"
+    )
+
+
 @pytest.fixture
 def tiny_config() -> dict:
     """A matrix that runs in a few seconds."""

@@ -15,7 +15,7 @@ from recourse_bench.api import DataError, RecourseBenchError
 from recourse_bench.datasets import _files, _tabular, german
 from recourse_bench.datasets._files import DataFile, sha256_of
 
-from .conftest import SHARED_DATA, TINY
+from .conftest import SHARED_DATA, TINY, install_entry_point
 
 PREFIX = "recourse-bench: error: "
 
@@ -189,15 +189,8 @@ def test_a_plugin_file_that_fails_late_leaves_nothing_registered_and_can_be_fixe
 
 
 def test_a_broken_entry_point_is_one_line_naming_the_package(tmp_path, monkeypatch):
-    (tmp_path / "iv_broken_entry.py").write_text(
-        "raise ImportError('first line\\nsecond line')\n", encoding="utf-8"
-    )
-    dist = tmp_path / "iv_broken_entry-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Name: iv-broken-entry\nVersion: 1.0\n", encoding="utf-8")
-    (dist / "entry_points.txt").write_text(
-        "[recourse_bench.plugins]\niv-broken = iv_broken_entry\n", encoding="utf-8"
-    )
+    source = "raise ImportError('first line\\nsecond line')\n"
+    install_entry_point(tmp_path, "iv_broken_entry", source, "iv-broken")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RecourseBenchError) as info:
         registry.load_entry_points()

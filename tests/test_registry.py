@@ -10,6 +10,8 @@ from recourse_bench.api import (
     UnknownNameError,
 )
 
+from .conftest import install_entry_point
+
 
 def test_builtins_are_registered():
     assert "german" in registry.available("dataset")
@@ -87,21 +89,14 @@ def test_code_version_covers_the_helpers_a_plugin_uses():
 
 
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
-    package = tmp_path / "third_party_recourse.py"
-    package.write_text(
+    source = (
         "from recourse_bench import RecourseMethod, register\n"
         "@register('method', 'third-party')\n"
         "class ThirdParty(RecourseMethod):\n"
         "    def generate(self, X):\n"
-        "        return X\n",
-        encoding="utf-8",
+        "        return X\n"
     )
-    dist = tmp_path / "third_party_recourse-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Name: third-party-recourse\nVersion: 1.0\n", encoding="utf-8")
-    (dist / "entry_points.txt").write_text(
-        "[recourse_bench.plugins]\nthird-party = third_party_recourse\n", encoding="utf-8"
-    )
+    install_entry_point(tmp_path, "third_party_recourse", source, "third-party")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "third-party" in registry.load_entry_points()
     assert registry.get("method", "third-party").__name__ == "ThirdParty"

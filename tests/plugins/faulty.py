@@ -9,9 +9,8 @@ from recourse_bench.api import NotApplicable
 from recourse_bench.metrics import metric
 
 
-@register("method", "fails-on-german")
-class FailsOnGerman(RecourseMethod):
-    """Returns the factuals unchanged, but raises on the German data."""
+class _KnowsItsDataset(RecourseMethod):
+    """A method that remembers the name of the dataset it was fitted on."""
 
     tags = MethodTags()
 
@@ -19,6 +18,11 @@ class FailsOnGerman(RecourseMethod):
         super().fit(model, splits)
         self.dataset_ = splits.name
         return self
+
+
+@register("method", "fails-on-german")
+class FailsOnGerman(_KnowsItsDataset):
+    """Returns the factuals unchanged, but raises on the German data."""
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         self.check_fitted()
@@ -68,18 +72,11 @@ def explodes(ctx):
 
 
 @register("method", "breaks-by-dataset")
-class BreaksByDataset(RecourseMethod):
+class BreaksByDataset(_KnowsItsDataset):
     """Fault injection: raises on German, hangs on the moons, exhausts memory on the Gaussians.
 
     On any other dataset it returns the factuals unchanged.
     """
-
-    tags = MethodTags()
-
-    def fit(self, model, splits):
-        super().fit(model, splits)
-        self.dataset_ = splits.name
-        return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         self.check_fitted()
