@@ -13,7 +13,7 @@ mapping with ``name``, fixed ``params`` and a ``grid`` of swept values (the cart
     shifts: [{name: retrain-seed, params: {n_models: 10}}]
     metrics: [coverage, validity, cost-l1, invalidation-rate]
     timeout: 3600           # optional: seconds one unit may run before it is stopped (timeout rows)
-    memory_limit: 8GiB      # optional: memory one unit may allocate (beyond its worker's)
+    memory_limit: 8GiB      # optional: memory one unit may add to its process's
 
 Every key is checked: a misspelled key or parameter is an error naming the valid ones, never
 silently dropped.

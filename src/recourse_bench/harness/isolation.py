@@ -5,16 +5,19 @@ POSIX systems every unit that is not already cached runs in a child forked from 
 worker waits for the child's result on a pipe, kills it when the per-unit ``timeout`` passes,
 and reports a child that died (a segmentation fault, the kernel's out-of-memory killer) as a
 failure of that unit. With a ``memory_limit`` the worker also watches the child's resident
-memory and stops it once it holds that much more than the worker did (Linux only), so a runaway
-allocation costs its unit and not the machine. (An address-space limit was tried first: the
+memory and stops it once it holds that much more than when the unit started (Linux only), so
+a runaway allocation costs its unit and not the machine. (An address-space limit was tried first: the
 memory pools of pyarrow and similar libraries reserve address space up front and fail under one.)
 
-Forking keeps the worker's imports and registered plugins, so a child starts in about 30 ms (two
-cores, torch loaded) instead of the seconds a fresh interpreter needs. Where ``os.fork`` does not
-exist (Windows), units run in their worker and limits cannot be enforced.
+Each worker thread forks one child and sends it unit after unit over a pipe; the child keeps
+what the units imported and loaded, as the worker would, so isolation costs no measurable time
+(docs/performance.md). Only a kill (a timeout, the memory limit, a crash) costs a new fork, from
+the worker's state. Forking keeps the worker's imports and registered plugins; a fork with torch
+loaded takes about 12 ms on two cores, against seconds for a fresh interpreter. Where
+``os.fork`` does not exist (Windows), units run in their worker and limits cannot be enforced.
 
-A child process that initialised CUDA cannot be forked from safely; the worker itself never runs
-an uncached unit, so only the children touch the GPU.
+A process that initialised CUDA cannot hand it to a forked child; the worker itself never runs an
+uncached unit, so only its child touches the GPU.
 """
 
 from __future__ import annotations
