@@ -6,8 +6,9 @@ worker waits for the child's result on a pipe, kills it when the per-unit ``time
 and reports a child that died (a segmentation fault, the kernel's out-of-memory killer) as a
 failure of that unit. With a ``memory_limit`` the worker also watches the child's resident
 memory and stops it once it holds that much more than when the unit started (Linux only), so
-a runaway allocation costs its unit and not the machine. (An address-space limit was tried first: the
-memory pools of pyarrow and similar libraries reserve address space up front and fail under one.)
+a runaway allocation costs its unit and not the machine. (An address-space limit was tried
+first: the memory pools of pyarrow and similar libraries reserve address space up front and
+fail under one.)
 
 Each worker thread forks one child and sends it unit after unit over a pipe; the child keeps
 what the units imported and loaded, as the worker would, so isolation costs no measurable time
