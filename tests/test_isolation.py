@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
+import warnings
 from functools import partial
 
 import numpy as np
@@ -46,6 +48,19 @@ def _pid() -> int:
     return os.getpid()
 
 
+def _log_unpicklable_and_return() -> int:
+    logging.getLogger("recourse_bench.test").warning("odd extra", extra={"hook": lambda: 0})
+    warnings.warn("from the unit", UserWarning, stacklevel=1)
+    return 5
+
+
+def _die_leaving_a_grandchild_on_the_pipe() -> None:
+    if os.fork() == 0:  # the grandchild keeps the pipe open
+        time.sleep(60)
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 # ----------------------------------------------------------------------------- the child process
 def test_a_value_comes_back_from_the_child():
     big = run_isolated(partial(np.arange, 3_000_000), Limits())  # 24 MB: many pipe buffers
@@ -73,6 +88,20 @@ def test_a_runaway_allocation_fails_at_the_memory_limit():
     result = run_isolated(_hoard, Limits(memory=256 * 2**20))
     assert result.status == "error" and "memory_limit of 256 MiB" in result.reason
     assert time.monotonic() - start < 30
+
+
+def test_the_result_survives_a_log_record_that_cannot_be_sent(caplog):
+    with pytest.warns(UserWarning, match="from the unit"):
+        result = run_isolated(_log_unpicklable_and_return, Limits())
+    assert result.value == 5
+    assert "odd extra" in caplog.text  # the record came back, without its extra
+
+
+def test_a_dead_child_is_noticed_while_a_process_it_started_holds_the_pipe():
+    start = time.monotonic()
+    result = run_isolated(_die_leaving_a_grandchild_on_the_pipe, Limits())
+    assert result.status == "error" and "SIGKILL" in result.reason
+    assert time.monotonic() - start < 10
 
 
 def test_a_child_killed_by_a_signal_is_an_error_naming_it():
@@ -136,6 +165,14 @@ def test_format_size():
 def test_bad_limit_flags_are_one_line(flags, message, tiny_config, write_config, run_cli):
     code, _, err = run_cli("run", write_config(tiny_config), "--dry-run", *flags)
     assert code == 2 and err.count("\n") == 1 and message in err
+
+
+@pytest.mark.parametrize("backend", ["threading", "dask"])
+def test_limits_on_a_thread_based_backend_are_one_line(backend, tiny_config, write_config, run_cli):
+    args = ("run", write_config(tiny_config), "--dry-run", "--backend", backend)
+    code, _, err = run_cli(*args, "--timeout", "60")
+    assert code == 2 and err.count("\n") == 1 and "need --backend loky or sequential" in err
+    assert run_cli(*args)[0] == 0
 
 
 def test_limits_in_the_config(tiny_config, write_config, run_cli):

@@ -50,27 +50,48 @@ def uninterrupted(tmp_path_factory) -> pd.DataFrame:
     return run_benchmark(config, folder / "run", cache_dir=folder / "cache", progress=False).results
 
 
-def _group_ends(pgid: int, within: float = 30.0) -> bool:
-    """Whether every process of the group is gone within ``within`` seconds."""
+def _session_ends(session: int, within: float = 30.0) -> bool:
+    """Whether every process of the session is gone within ``within`` seconds.
+
+    The session, not the process group: a unit's child leads a process group of its own.
+    """
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not _members(session):
             return True
         time.sleep(0.1)
     return False
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=lambda s: s.name)
+def _members(session: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.parametrize(
+    ("signum", "jobs"),
+    [(signal.SIGKILL, "1"), (signal.SIGINT, "2")],
+    ids=["SIGKILL-j1", "SIGINT-j2"],
+)
 def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_results(
-    tmp_path, signum, uninterrupted
+    tmp_path, signum, jobs, uninterrupted
 ):
-    """SIGKILL (kill -9, a crash) or SIGINT (Ctrl-C) to the whole process group mid-way."""
+    """SIGKILL (kill -9, a crash) or SIGINT (Ctrl-C) to the whole process group mid-way.
+
+    At ``-j 1`` the units run in a child of the main process, at ``-j 2`` in children of the
+    pool's workers; no process of the run may outlive it.
+    """
     config = tmp_path / "resume.yaml"
     config.write_text(yaml.safe_dump(MATRIX), encoding="utf-8")
     out, cache = tmp_path / "runs" / "resume", tmp_path / "runs" / ".recourse-bench-cache"
-    args = [*command(config, out), "-q", "--no-report"]
+    args = [*command(config, out), "-q", "--no-report", "-j", jobs]
     started = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while finished_recourse_units(cache) < 3 and time.monotonic() < deadline:
@@ -83,7 +104,7 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_results(
         assert err.decode().strip().splitlines()[-1] == (
             "recourse-bench: interrupted; finished units are cached, rerun to resume"
         )
-    assert _group_ends(started.pid), "a worker or a unit's child outlived the run"
+    assert _session_ends(started.pid), "a worker or a unit's child outlived the run"
     done_before = finished_recourse_units(cache)
     assert 3 <= done_before < 18, "the kill must land mid-way"
     assert not (out / "results.parquet").exists()

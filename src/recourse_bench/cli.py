@@ -186,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
         config = config.only(kind, names)
     config = _with_limits(config, args.timeout, args.memory_limit)
     Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
+    check_limits(config.limits, args.backend)
     if args.dry_run:
         print(_plan_summary(config))
         return 0
@@ -234,9 +235,7 @@ def _with_limits(config: BenchmarkConfig, timeout: str | None, memory: str | Non
         changes["timeout"] = parse_timeout(seconds, "--timeout")
     if memory is not None:
         changes["memory_limit"] = parse_size(memory, "--memory-limit")
-    config = dataclasses.replace(config, **changes)
-    check_limits(config.limits)
-    return config
+    return dataclasses.replace(config, **changes)
 
 
 def _failure_summary(failed_units: list[dict[str, Any]], units: int) -> int:

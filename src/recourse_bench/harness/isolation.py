@@ -29,7 +29,7 @@ import ctypes
 import logging
 import os
 import pickle
-import select
+import selectors
 import signal
 import struct
 import sys
@@ -45,20 +45,45 @@ from ..api import ConfigError
 from ..config import Limits
 
 CAN_FORK = hasattr(os, "fork")
-CAN_MEASURE_MEMORY = os.path.isdir("/proc/self")
+CAN_MEASURE_MEMORY = os.access("/proc/self/status", os.R_OK)
 MEMORY_POLL = 0.05  # seconds between two looks at a child's memory
+DEATH_POLL = 0.5  # seconds between two checks that a child is alive
+ISOLATING_BACKENDS = ("loky", "sequential")
+WATCHDOG_POLL = 1.0  # seconds between two checks, in a child, that its worker is alive
 _PR_SET_PDEATHSIG = 1
 
 
-def check_limits(limits: Limits) -> None:
-    """Refuse limits this system cannot enforce (no fork: Windows; no /proc: macOS memory)."""
-    if (limits.timeout or limits.memory) and not CAN_FORK:
+def check_limits(limits: Limits, backend: str = "loky") -> None:
+    """Refuse limits that cannot be enforced on this system or backend, in one line."""
+    if not (limits.timeout or limits.memory):
+        return
+    if not CAN_FORK:
         raise ConfigError(
             "timeout and memory_limit need a system with fork (Linux, macOS); "
             "remove them on this system"
         )
+    if backend not in ISOLATING_BACKENDS:
+        raise ConfigError(
+            f"timeout and memory_limit need --backend loky or sequential: the {backend} "
+            "backend runs units on worker threads, from which a child process cannot be forked "
+            "safely; remove the limits or change the backend"
+        )
     if limits.memory and not CAN_MEASURE_MEMORY:
         raise ConfigError("memory_limit needs Linux (/proc); remove it on this system")
+
+
+def isolates(backend: str, limits: Limits) -> bool:
+    """Whether a run on ``backend`` under ``limits`` runs its uncached units in a child.
+
+    By default on Linux with the loky backend, whose units run on the main thread of their
+    process. With the sequential backend (for a debugger or a profiler), and on macOS (where
+    system libraries may not survive a fork), only when limits ask for it; never on the
+    thread-based backends (threading, Dask, Ray) or where there is no fork.
+    """
+    if not CAN_FORK or backend not in ISOLATING_BACKENDS:
+        return False
+    limited = limits.timeout is not None or limits.memory is not None
+    return limited or (backend == "loky" and sys.platform.startswith("linux"))
 
 
 def format_size(size: int) -> str:
@@ -79,38 +104,46 @@ class Isolated:
 
 
 def run_isolated(func: Callable[[], Any], limits: Limits) -> Isolated:
-    """Call ``func`` in this thread's child process under ``limits``.
+    """Call ``func`` in this process's child under ``limits``.
 
-    ``func`` and its value must be picklable. An exception escaping ``func`` is an ``error``
-    with its first line; a child that exceeds the timeout is killed (``timeout``), as is one
-    whose resident memory grows by more than the memory limit during the call (``error``); a
-    child that dies without a result is an ``error`` naming the signal. After a kill the next
-    call starts a fresh child.
+    ``func`` and its value must be picklable, and the caller must be the main thread (a child
+    forked from any other thread could inherit a lock held by a thread that does not exist in
+    it). An exception escaping ``func`` is an ``error`` with its first line; a child that
+    exceeds the timeout is killed (``timeout``), as is one whose memory grows by more than the
+    memory limit during the call (``error``); a child that dies without a result is an ``error``
+    naming the signal. After a kill the next call starts a fresh child.
     """
-    key = threading.get_ident()
-    child = _CHILDREN.get(key)
-    if child is None or not child.alive:
-        with _FORKING:  # no child may inherit the pipes of one forked at the same time
-            child = _CHILDREN[key] = _Child.start()
-    return child.call(func, limits)
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("units can be isolated only from the main thread of a process")
+    global _CHILD
+    for _ in range(2):  # once more if the child had died while idle
+        if _CHILD is None or not _CHILD.alive:
+            _CHILD = _Child.start()
+        result = _CHILD.call(func, limits)
+        if result is not _GONE:
+            return result
+    return Isolated(status="error", reason="the unit's process could not be started")
 
 
 def shutdown() -> None:
-    """Stop every child process this process started (at the end of a run).
+    """Stop this process's child (at the end of a run).
 
-    They are idle then, with nothing to save, so they are killed rather than asked to stop.
+    It is idle then, with nothing to save, so it is killed (with anything it started) rather
+    than asked to stop.
     """
-    for key in list(_CHILDREN):
-        _CHILDREN.pop(key).stop(kill=True)
+    global _CHILD
+    if _CHILD is not None:
+        _CHILD.stop(kill=True)
+        _CHILD = None
 
 
 @contextlib.contextmanager
 def children() -> Iterator[None]:
-    """The child processes this process starts in the block are stopped at its end.
+    """The child this process starts in the block is stopped at its end.
 
-    A run wraps its waves in this, so that the children of the calling process (with the
-    sequential backends) never outlive the run nor carry its plugins into the next one. Workers
-    of a pool keep theirs until they exit.
+    A run wraps its waves in this, so that the child of the calling process (a run at ``-j 1``)
+    never outlives the run nor carries its plugins into the next one. Pool workers keep theirs
+    until they exit.
     """
     try:
         yield
@@ -124,6 +157,8 @@ class _Child:
     It stays up between units, so the modules and data a unit loads stay loaded for the next
     one, as in the worker itself; only a kill (a timeout, the memory limit) costs a new fork,
     and a fresh child starts from the worker's state, not from the state of the one killed.
+    The child leads its own process group, so that a kill also reaches the processes a unit
+    started (a nested joblib pool, for instance).
     """
 
     def __init__(self, pid: int, to_child: int, from_child: int) -> None:
@@ -132,38 +167,48 @@ class _Child:
 
     @classmethod
     def start(cls) -> _Child:
-        """Fork a child that serves calls until its pipe closes (or its worker dies)."""
+        """Fork a child that serves calls until its pipe closes or its worker dies."""
         task_read, task_write = os.pipe()
         result_read, result_write = os.pipe()
-        global _FORKED_BY_MAIN_THREAD
-        _FORKED_BY_MAIN_THREAD = threading.current_thread() is threading.main_thread()
+        parent = os.getpid()
+        for stream in (sys.stdout, sys.stderr):  # or the child would print them again
+            with contextlib.suppress(Exception):
+                stream.flush()
         with warnings.catch_warnings():  # Python >= 3.12 warns on fork in a threaded process
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
-        if pid == 0:  # the child: never returns
-            for other in _CHILDREN.values():  # a sibling's pipes must close when it dies
-                other.close_pipes()
-            os.close(task_write)
-            os.close(result_read)
-            _serve(task_read, result_write)
+        if pid == 0:  # the child: never returns to the worker's code
+            try:
+                os.close(task_write)
+                os.close(result_read)
+                _become_child(parent)
+                _serve(task_read, result_write)
+            finally:
+                os._exit(1)
+        with contextlib.suppress(OSError):  # a race with the child's own call; either wins
+            os.setpgid(pid, pid)
         os.close(task_read)
         os.close(result_write)
         return cls(pid, task_write, result_read)
 
     def call(self, func: Callable[[], Any], limits: Limits) -> Isolated:
-        """Run ``func`` in the child; kill the child if it breaks a limit or is interrupted."""
+        """Run ``func`` in the child; kill the child if it breaks a limit or is interrupted.
+
+        Returns :data:`_GONE` when the child had died before it could be asked.
+        """
         request = pickle.dumps(func, _PROTOCOL)
         baseline = _resident(self.pid)
-        status = 0
-        verdict = "interrupted"  # until the answer is read: an interrupted wait kills the child
         try:
             _send(self.to_child, request)
-            payload, verdict = _receive(self.from_child, self.pid, limits, baseline)
-        except BrokenPipeError:  # the child died between two calls
-            payload, verdict = b"", "died"
+        except BrokenPipeError:  # it died between two calls (the OOM killer picks idle ones too)
+            self.stop(kill=True)
+            return _GONE
+        verdict, payload, status = "interrupted", b"", 0
+        try:  # until the answer is read, an interruption (Ctrl-C) kills the child
+            verdict, payload, status = _receive(self.from_child, self.pid, limits, baseline)
         finally:
-            if verdict != "done":
-                status = self.stop(kill=verdict != "died")
+            if verdict != "done":  # also what it started, even when it died first
+                status = self.stop(kill=True) or status
         if verdict == "timeout":
             reason = f"still running after the {limits.timeout:g} s timeout; stopped"
             return Isolated(status="timeout", reason=reason)
@@ -173,8 +218,9 @@ class _Child:
             return Isolated(status="error", reason=reason)
         if verdict == "died":
             return Isolated(status="error", reason=_death(status))
-        (kind, value), records, caught = pickle.loads(payload)
+        outcome, records, caught = pickle.loads(payload)
         _replay(records, caught)
+        kind, value = pickle.loads(outcome)
         return Isolated(value=value) if kind == "value" else Isolated(status="error", reason=value)
 
     def stop(self, kill: bool = False) -> int:
@@ -183,66 +229,84 @@ class _Child:
             return 0
         self.alive = False
         if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        self.close_pipes()
+            for send in (os.killpg, os.kill):  # its group: what the unit started goes too
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    send(self.pid, signal.SIGKILL)
+        for fd in (self.to_child, self.from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         try:
             return os.waitpid(self.pid, 0)[1]
-        except ChildProcessError:  # already reaped
+        except ChildProcessError:  # already reaped (by _receive)
             return 0
 
-    def close_pipes(self) -> None:
-        """Close this process's ends of the pipes (once: their numbers are reused after)."""
-        for fd in (self.to_child, self.from_child):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self.to_child = self.from_child = -1
 
-
-_CHILDREN: dict[int, _Child] = {}  # per thread of this process
-_FORKING = threading.Lock()
-_FORKED_BY_MAIN_THREAD = False
+_CHILD: _Child | None = None
+_GONE = Isolated(status="error", reason="gone")
 atexit.register(shutdown)
 
 
+def _become_child(parent: int) -> None:
+    """Set up a fresh child: its own process group, and gone when its worker is."""
+    atexit.unregister(shutdown)
+    global _CHILD
+    _CHILD = None
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):  # the kernel kills it when the worker dies
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before that took effect
+        os._exit(1)
+    watchdog = threading.Thread(target=_exit_with, args=(parent,), daemon=True)
+    watchdog.start()  # elsewhere (macOS), and as a second line of defence
+
+
+def _exit_with(parent: int) -> None:
+    """Exit as soon as the worker ``parent`` is gone (the child is then adopted)."""
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_POLL)
+    os._exit(1)
+
+
 def _serve(task_read: int, result_write: int) -> None:
-    """The child's loop: read a pickled call, run it, send back its outcome; exit on EOF.
+    """The child's loop: read a pickled call, run it, send back its outcome; return at EOF.
 
     An outcome is ``("value", v)`` or ``("error", first line)``, sent with the log records and
     warnings of the call, which are collected here instead of shown: the worker re-emits them,
-    so a unit logs and warns as if it had run in its worker.
+    so a unit logs and warns as if it had run in its worker. The outcome is pickled on its own,
+    so a record or a warning that cannot be sent never costs the result.
     """
-    code = 0
+    records: list[logging.LogRecord] = []
+    logging.getLogger().handlers = [_Collector(records)]
     try:
-        _die_with_parent()
-        records: list[logging.LogRecord] = []
-        logging.getLogger().handlers = [_Collector(records)]
-        while True:
-            request = _read_frame(task_read)
-            if request is None:
-                break
+        while (request := _read_frame(task_read)) is not None:
             records.clear()
             with warnings.catch_warnings(record=True) as caught:
                 try:
                     outcome: tuple[str, Any] = ("value", pickle.loads(request)())
                 except Exception as exc:
                     outcome = ("error", _first_line(exc))
-            try:
-                answer = pickle.dumps(
-                    (outcome, records, _sendable(caught)), pickle.HIGHEST_PROTOCOL
-                )
-            except Exception as exc:
-                failure = ("error", _first_line(exc, " (the unit's result cannot be sent)"))
-                answer = pickle.dumps((failure, [], []))
-            _send(result_write, answer)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the run stops
-        code = 1
+            _send(result_write, _answer(outcome, records, caught))
+            for stream in (sys.stdout, sys.stderr):  # what the unit printed, now
+                with contextlib.suppress(Exception):
+                    stream.flush()
+    except KeyboardInterrupt:  # Ctrl-C: the worker stops too
+        pass
     except BaseException:  # a broken pipe or a failure to send: the worker reports it
         traceback.print_exc(file=sys.stderr)
-        code = 1
-    finally:
-        os._exit(code)  # no atexit handlers, no flushing of the worker's buffers
+
+
+def _answer(outcome: tuple[str, Any], records: list[logging.LogRecord], caught: list[Any]) -> bytes:
+    """The pickled answer to a call: the outcome (pickled apart), log records and warnings."""
+    try:
+        pickled = pickle.dumps(outcome, _PROTOCOL)
+    except Exception as exc:
+        pickled = pickle.dumps(("error", _first_line(exc, " (the unit's result cannot be sent)")))
+    try:
+        return pickle.dumps((pickled, records, _sendable(caught)), _PROTOCOL)
+    except Exception:
+        return pickle.dumps((pickled, [], []), _PROTOCOL)
 
 
 def _send(fd: int, payload: bytes) -> None:
@@ -279,19 +343,42 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 class _Collector(logging.Handler):
-    """Keeps a child's log records, made picklable (message formatted, traceback as text)."""
+    """Keeps a child's log records as plain, picklable records (message formatted)."""
 
     def __init__(self, records: list[logging.LogRecord]) -> None:
         super().__init__()
         self.records = records
 
     def emit(self, record: logging.LogRecord) -> None:
-        record.msg = record.getMessage()
-        record.args = None
-        if record.exc_info:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_info = None
-        self.records.append(record)
+        try:
+            plain = {key: getattr(record, key, None) for key in _RECORD_FIELDS}
+            plain.update(msg=record.getMessage(), args=None, exc_info=None)
+            if record.exc_info and not record.exc_text:
+                plain["exc_text"] = logging.Formatter().formatException(record.exc_info)
+            self.records.append(logging.makeLogRecord(plain))
+        except Exception:
+            self.handleError(record)
+
+
+_RECORD_FIELDS = (
+    "name",
+    "levelno",
+    "levelname",
+    "pathname",
+    "filename",
+    "module",
+    "lineno",
+    "funcName",
+    "created",
+    "msecs",
+    "relativeCreated",
+    "thread",
+    "threadName",
+    "process",
+    "processName",
+    "exc_text",
+    "stack_info",
+)
 
 
 def _sendable(caught: list[warnings.WarningMessage]) -> list[tuple[str, type, str, int]]:
@@ -318,59 +405,54 @@ def _first_line(exc: BaseException, suffix: str = "") -> str:
     return text + suffix
 
 
-def _die_with_parent() -> None:
-    """On Linux, the child is killed when its worker dies (no orphan keeps computing).
-
-    The kernel ties this to the thread that forked, so it is asked for only when that was the
-    main thread (a loky worker, a sequential run): the threads of a thread pool end with their
-    pool while their child may serve the pool's next threads. A child of a thread, or one on
-    another system, still ends when its worker does, at the end of its pipe, unless it is
-    busy with a unit then.
-    """
-    if not sys.platform.startswith("linux") or not _FORKED_BY_MAIN_THREAD:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _resident(pid: int) -> int:
-    """A process's resident memory in bytes, from /proc (0 where /proc is missing)."""
+    """A process's own resident memory in bytes (anonymous and shared, not mapped files).
+
+    Pages of mapped files (libraries, which a fresh child faults in again) do not count. 0 where
+    /proc is missing.
+    """
     try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        kib = int(fields["RssAnon"].split()[0]) + int(fields["RssShmem"].split()[0])
+    except (OSError, ValueError, KeyError, IndexError):
         return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
+    return kib * 1024
 
 
-def _receive(fd: int, pid: int, limits: Limits, baseline: int) -> tuple[bytes, str]:
-    """The child's answer (``done``), or why there is none: ``timeout``, ``memory``, ``died``.
+def _receive(fd: int, pid: int, limits: Limits, baseline: int) -> tuple[str, bytes, int]:
+    """The child's answer: (verdict, payload, wait status).
 
-    The child's resident memory is checked every :data:`MEMORY_POLL` seconds when there is a
-    memory limit; it may overshoot by what it allocates in that time.
+    The verdict is ``done`` (the payload is the answer) or why there is none: ``timeout``,
+    ``memory``, ``died`` (with the wait status when it was reaped here). The child's memory is
+    checked every :data:`MEMORY_POLL` seconds under a memory limit (it may overshoot by what it
+    allocates in that time), and whether it is still alive every :data:`DEATH_POLL` seconds: a
+    process it started may hold the pipe open after it died.
     """
     deadline = None if limits.timeout is None else time.monotonic() + limits.timeout
+    poll = MEMORY_POLL if limits.memory is not None else DEATH_POLL
     buffer = bytearray()
     size = None
-    while size is None or len(buffer) < size:
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
-            return b"", "timeout"
-        if limits.memory is not None:
-            wait = MEMORY_POLL if wait is None else min(wait, MEMORY_POLL)
-            if _resident(pid) - baseline > limits.memory:
-                return b"", "memory"
-        ready, _, _ = select.select([fd], [], [], wait)
-        if not ready:
-            continue
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"", "died"
-        buffer += chunk
-        if size is None and len(buffer) >= _LENGTH.size:
-            size = _LENGTH.size + _LENGTH.unpack_from(buffer)[0]
-    return bytes(buffer[_LENGTH.size :]), "done"
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while size is None or len(buffer) < size:
+            wait = poll if deadline is None else min(poll, deadline - time.monotonic())
+            if wait <= 0:
+                return "timeout", b"", 0
+            if limits.memory is not None and _resident(pid) - baseline > limits.memory:
+                return "memory", b"", 0
+            if not selector.select(wait):
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+                if reaped:
+                    return "died", b"", status
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return "died", b"", 0
+            buffer += chunk
+            if size is None and len(buffer) >= _LENGTH.size:
+                size = _LENGTH.size + _LENGTH.unpack_from(buffer)[0]
+    return "done", bytes(buffer[_LENGTH.size :]), 0
 
 
 def _death(status: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -30,7 +31,7 @@ from ..api import ConfigError, DataError, EvalContext, Metric, NotApplicable, Re
 from ..config import BenchmarkConfig, ComponentSpec, Limits
 from ..provenance import environment
 from .backends import Backend, activate, parallel_options
-from .isolation import CAN_FORK, Isolated, check_limits, children, run_isolated
+from .isolation import Isolated, check_limits, children, isolates, run_isolated
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, in_cache, memory
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Settings:
     plugin_files: tuple[str, ...] = ()
     data_dir: str | None = None
     limits: Limits = field(default_factory=Limits)
-    isolate: bool = CAN_FORK  # run uncached units in a forked child (see .isolation)
+    isolate: bool = False  # run uncached units in a forked child (see .isolation.isolates)
 
     @property
     def stages(self) -> Stages:
@@ -134,7 +135,7 @@ def run_task(task: Task, settings: Settings) -> Outcome:
         torch.set_num_threads(1)
     start = time.perf_counter()
     cached = _is_cached(task, settings)
-    if cached or not settings.isolate:
+    if cached or not settings.isolate or threading.current_thread() is not threading.main_thread():
         outcome = _run_here(task, settings)
     else:
         isolated = run_isolated(partial(_run_here, task, settings), settings.limits)
@@ -160,7 +161,8 @@ def _run_here(task: Task, settings: Settings) -> Outcome:
     except Exception as exc:
         log.debug("task %s failed:\n%s", task.describe(), traceback.format_exc())
         if isinstance(exc, DataError | ConfigError):  # the user's input: the run stops
-            outcome.fatal = exc
+            kind = DataError if isinstance(exc, DataError) else ConfigError  # plain, picklable
+            outcome.fatal = kind("; ".join(str(exc).splitlines()))
         _fail(outcome, "error", f"{type(exc).__name__}: {exc}".splitlines()[0])
     return outcome
 
@@ -409,7 +411,7 @@ def run_benchmark(
     """
     started = time.time()
     where = Backend(backend, n_jobs, scheduler)
-    check_limits(config.limits)
+    check_limits(config.limits, where.name)
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None:
         cache_dir = default_cache_dir(out) if out is not None else Path(".recourse-bench-cache")
@@ -421,7 +423,7 @@ def run_benchmark(
         plugin_files=tuple(str(Path(p).resolve()) for p in plugin_files),
         data_dir=config.data_dir,
         limits=config.limits,
-        isolate=_isolates(where, config.limits),
+        isolate=isolates(where.name, config.limits),
     )
     pairs = [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
     base_tasks = [Task("base", s, d, m) for d, m, s in pairs]
@@ -461,17 +463,6 @@ def run_benchmark(
     return RunResult(results, out, metadata)
 
 
-def _isolates(where: Backend, limits: Limits) -> bool:
-    """Whether uncached units run in a forked child (wherever fork exists).
-
-    The exception is the sequential backend without limits: it keeps every unit in this
-    process, for a debugger or a profiler.
-    """
-    if not CAN_FORK:
-        return False
-    return where.name != "sequential" or limits.timeout is not None or limits.memory is not None
-
-
 def _wave(
     tasks: list[Task], settings: Settings, bar: Any, outcomes: list[Outcome], what: str
 ) -> dict[tuple, str]:
@@ -509,7 +500,7 @@ def _stop_on_bad_input(outcomes: list[Outcome]) -> None:
     if fatal:
         first = min(fatal, key=lambda o: o.task.describe())
         assert first.fatal is not None
-        raise type(first.fatal)(f"{first.fatal} ({first.task.describe()})")
+        raise type(first.fatal)(f"{first.fatal} ({first.task.describe()})") from None
 
 
 def _base_failure_rows(
