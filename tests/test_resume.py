@@ -118,3 +118,20 @@ def test_a_killed_or_interrupted_run_resumes_to_the_uninterrupted_results(
     print(f"killed after {done_before}/18 recourse units; the resumed run recomputed {recomputed}")
     assert recomputed == UNITS - 12 - done_before  # only the unfinished recourse units
     pd.testing.assert_frame_equal(uninterrupted, read_results(out), check_exact=True)
+
+
+def test_a_main_process_killed_alone_takes_its_workers_and_their_children_along(tmp_path):
+    """kill -9 of the main process only (not its group): nothing of the run keeps running."""
+    config = tmp_path / "resume.yaml"
+    config.write_text(yaml.safe_dump(MATRIX), encoding="utf-8")
+    out, cache = tmp_path / "runs" / "resume", tmp_path / "runs" / ".recourse-bench-cache"
+    args = [*command(config, out), "-q", "--no-report", "-j", "2"]
+    started = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while finished_recourse_units(cache) < 1 and time.monotonic() < deadline:
+        assert started.poll() is None, started.stderr.read().decode()
+        time.sleep(0.05)
+    assert len(_members(started.pid)) > 2  # the main process, its workers and their children
+    started.kill()
+    started.communicate(timeout=60)
+    assert _session_ends(started.pid), "a worker or a unit's child outlived the main process"

@@ -262,6 +262,22 @@ def _become_child(parent: int) -> None:
     watchdog.start()  # elsewhere (macOS), and as a second line of defence
 
 
+def exit_with_parent(parent: int) -> None:
+    """Make this process exit when ``parent`` does (once per process; a daemon thread).
+
+    A pool worker calls it with the run's main process: loky's workers do not notice a main
+    process killed with SIGKILL, and would wait (with their children) for work that never
+    comes.
+    """
+    global _WATCHED
+    if _WATCHED != parent and os.getppid() == parent:
+        _WATCHED = parent
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+_WATCHED: int | None = None
+
+
 def _exit_with(parent: int) -> None:
     """Exit as soon as the worker ``parent`` is gone (the child is then adopted)."""
     while os.getppid() == parent:

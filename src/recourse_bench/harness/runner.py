@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ from ..api import ConfigError, DataError, EvalContext, Metric, NotApplicable, Re
 from ..config import BenchmarkConfig, ComponentSpec, Limits
 from ..provenance import environment
 from .backends import Backend, activate, parallel_options
-from .isolation import Isolated, check_limits, children, isolates, run_isolated
+from .isolation import Isolated, check_limits, children, exit_with_parent, isolates, run_isolated
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, in_cache, memory
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Settings:
     data_dir: str | None = None
     limits: Limits = field(default_factory=Limits)
     isolate: bool = False  # run uncached units in a forked child (see .isolation.isolates)
+    main_pid: int = field(default_factory=os.getpid)  # the run's main process
 
     @property
     def stages(self) -> Stages:
@@ -133,6 +135,7 @@ def run_task(task: Task, settings: Settings) -> Outcome:
         registry.load_plugin_file(path)
     if torch.get_num_threads() != 1:  # a fresh worker process
         torch.set_num_threads(1)
+    exit_with_parent(settings.main_pid)  # a worker of this machine's pool ends with the run
     start = time.perf_counter()
     cached = _is_cached(task, settings)
     if cached or not settings.isolate or threading.current_thread() is not threading.main_thread():
