@@ -224,7 +224,9 @@ def _run(args: argparse.Namespace) -> int:
     return _failure_summary(result.metadata["failed_units"], units)
 
 
-def _with_limits(config: BenchmarkConfig, timeout: str | None, memory: str | None):
+def _with_limits(
+    config: BenchmarkConfig, timeout: str | None, memory: str | None
+) -> BenchmarkConfig:
     """The config with the limits given as flags (``--timeout``, ``--memory-limit``)."""
     changes: dict[str, Any] = {}
     if timeout is not None:

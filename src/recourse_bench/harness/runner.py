@@ -142,7 +142,7 @@ def run_task(task: Task, settings: Settings) -> Outcome:
         outcome = _run_here(task, settings)
     else:
         isolated = run_isolated(partial(_run_here, task, settings), settings.limits)
-        outcome = isolated.value if isolated.status == "ok" else _failed(task, settings, isolated)
+        outcome = isolated.value if isolated.status == "ok" else _failed(task, isolated)
     outcome.cached = cached
     outcome.seconds = time.perf_counter() - start
     return outcome
@@ -170,7 +170,7 @@ def _run_here(task: Task, settings: Settings) -> Outcome:
     return outcome
 
 
-def _failed(task: Task, settings: Settings, isolated: Isolated) -> Outcome:
+def _failed(task: Task, isolated: Isolated) -> Outcome:
     """The outcome of a task whose child process timed out or died."""
     reason = isolated.reason
     if isolated.status == "timeout":
