@@ -125,6 +125,11 @@ class Limits:
         if self.memory is not None and self.memory <= 0:
             raise ConfigError(f"memory_limit must be a size > 0, got {self.memory!r}")
 
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set."""
+        return self.timeout is not None or self.memory is not None
+
     def describe(self) -> dict[str, Any]:
         """The limits for the run metadata."""
         return {"timeout": self.timeout, "memory_limit": self.memory}

@@ -55,7 +55,7 @@ _PR_SET_PDEATHSIG = 1
 
 def check_limits(limits: Limits, backend: str = "loky") -> None:
     """Refuse limits that cannot be enforced on this system or backend, in one line."""
-    if not (limits.timeout or limits.memory):
+    if not limits.active:
         return
     if not CAN_FORK:
         raise ConfigError(
@@ -82,8 +82,7 @@ def isolates(backend: str, limits: Limits) -> bool:
     """
     if not CAN_FORK or backend not in ISOLATING_BACKENDS:
         return False
-    limited = limits.timeout is not None or limits.memory is not None
-    return limited or (backend == "loky" and sys.platform.startswith("linux"))
+    return limits.active or (backend == "loky" and sys.platform.startswith("linux"))
 
 
 def format_size(size: int) -> str:
