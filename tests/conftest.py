@@ -25,7 +25,7 @@ def pytest_configure(config):
     """
     if not os.environ.get(DATA_ENV) and SHARED_DATA.is_dir():
         os.environ[DATA_ENV] = str(SHARED_DATA)
-    if os.environ.get("CI") and not Path(os.environ.get(DATA_ENV, "")).is_dir():
+    if os.environ.get("CI") and not data_available():
         raise pytest.UsageError(f"CI needs the reference data: set {DATA_ENV} to a folder")
 
 
@@ -74,8 +74,12 @@ def builtin_methods() -> list[str]:
 
 
 def data_available() -> bool:
-    """Whether a data folder with the reference files is configured."""
-    return Path(os.environ.get(DATA_ENV, "")).is_dir()
+    """Whether a data folder with the reference files is configured.
+
+    An unset or empty variable means no data folder (``Path("")`` would be the current folder).
+    """
+    folder = os.environ.get(DATA_ENV)
+    return bool(folder) and Path(folder).is_dir()
 
 
 TINY = {

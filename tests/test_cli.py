@@ -24,7 +24,8 @@ def test_run_end_to_end_in_a_subprocess(tmp_path, tiny_config, write_config):
     assert done.returncode == 0, done.stderr
     assert (out / "results.parquet").is_file() and (out / "run.json").is_file()
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert report in done.stdout
+    assert "| wachter(n_rounds=6, steps=50) |" in done.stdout  # the short terminal summary
+    assert report not in done.stdout and "report.md" in done.stderr  # the full table is there
     header = next(line for line in report.splitlines() if line.startswith("| dataset"))
     assert "invalidation-rate" in header and "validity" in header
     row = next(line for line in report.splitlines() if line.startswith("| synthetic-gaussians"))
@@ -53,10 +54,19 @@ def test_run_writes_only_the_formats_asked_for_or_no_report(
 def test_report_command_rebuilds_the_table(tmp_path, tiny_config, write_config, run_cli):
     code, out, _ = run_cli("run", write_config(tiny_config), "--out", tmp_path / "run", "-q")
     assert code == 0
-    code, report, _ = run_cli("report", tmp_path / "run", "--out", tmp_path / "rep")
+    code, summary, _ = run_cli("report", tmp_path / "run", "--out", tmp_path / "rep")
     assert code == 0
-    assert report == out
-    assert (tmp_path / "rep" / "report.md").read_text(encoding="utf-8") + "\n" == report
+    assert summary == out  # the same terminal summary
+    for name in ("report.md", "index.md"):
+        rebuilt = (tmp_path / "rep" / name).read_text(encoding="utf-8")
+        assert rebuilt == (tmp_path / "run" / name).read_text(encoding="utf-8")
+    # the merged folder holds its results too, so it is itself a source for `report`
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "rep" / "results.parquet"),
+        pd.read_parquet(tmp_path / "run" / "results.parquet"),
+    )
+    code, printed, _ = run_cli("report", tmp_path / "rep")
+    assert code == 0 and printed.strip() == (tmp_path / "run" / "report.md").read_text().strip()
 
 
 def test_failed_cells_exit_1_and_keep_the_results(tmp_path, tiny_config, write_config, run_cli):
@@ -75,7 +85,9 @@ def test_failed_cells_exit_1_and_keep_the_results(tmp_path, tiny_config, write_c
     assert "error: recourse german/logreg/fails-on-german seed 0: RuntimeError: deliberate" in err
     frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert (frame[frame["method"] == "wachter"]["status"] == "ok").all()
-    assert "error (2 seed(s))" in out  # the report notes the failed cells
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "error (2 seed(s))" in report  # the report notes the failed cells
+    assert "| fails-on-german | n/a | n/a | n/a | n/a | 2 |" in out  # and the summary counts
 
 
 def test_only_flag_and_list_command(tmp_path, tiny_config, write_config, run_cli):
@@ -218,7 +230,24 @@ def test_dry_run_checks_the_config_and_writes_nothing(tmp_path, run_cli, write_c
     config = write_config(TINY)
     code, out, _ = run_cli("run", config, "--out", tmp_path / "run", "--dry-run")
     assert code == 0
-    assert "tiny: 2 cells (1 datasets, 1 models, 1 methods, 1 shifts, 2 seeds" in out
-    assert not (tmp_path / "run").exists()
+    assert out.startswith("tiny: 2 cells; 2 seed(s), at most 20 factuals per cell")
+    assert "  recourse units: 2 (1 dataset(s) x 1 model(s) x 1 method(s) x 2 seed(s))" in out
+    assert "cannot estimate" in out  # nothing measured in this cache yet
+    assert not (tmp_path / "run").exists() and not (tmp_path / ".recourse-bench-cache").exists()
     code, _, err = run_cli("run", config, "--dry-run", "--only", "method=wachtr")
     assert code == 2 and err.strip().count("\n") == 0 and "wachter" in err
+
+
+def test_list_describes_one_plugin(run_cli):
+    code, out, _ = run_cli("list", "methods", "wachter")
+    assert code == 0
+    assert out.startswith("method wachter (recourse_bench.methods.wachter.Wachter)")
+    assert "needs: gradients (a differentiable model)" in out
+    assert '  cost = \'l1\'    [{"l1", "l2"}]' in out  # default and allowed values
+    assert "  lam = 0.1    [float]" in out and "Initial weight of the validity loss" in out
+    code, out, _ = run_cli("list", "datasets", "adult")  # parameters documented on a base class
+    assert '  labels = \'observed\'    [{"observed", "gold"}]' in out
+    code, out, _ = run_cli("list", "metrics", "violations")
+    assert "stage: static; lower is better; bounds [0, 1]" in out
+    code, _, err = run_cli("list", "methods", "wachtr")
+    assert code == 2 and "did you mean 'wachter'" in err

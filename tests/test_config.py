@@ -142,10 +142,21 @@ def test_only_restricts_a_section(tiny_config):
     tiny_config["datasets"].append("german")
     config = load_config(tiny_config).only("dataset", ["german"])
     assert [spec.name for spec in config.datasets] == ["german"]
-    with pytest.raises(ConfigError, match="not in this config nor a registered method"):
+    with pytest.raises(ConfigError, match="neither in this config nor a registered method"):
         config.only("method", ["roarr"])
-    with pytest.raises(ConfigError, match="'adult' is not in this config"):
-        config.only("dataset", ["adult"])  # only methods are added
+    with pytest.raises(ConfigError, match="needs --plugin FILE"):
+        config.only("method", ["my-own-method"])  # a method from a file: the hint
+    with pytest.raises(ConfigError, match=r"'adultt' is neither .* did you mean 'adult'"):
+        config.only("dataset", ["adultt"])
+
+
+def test_only_adds_a_registered_component_of_any_kind(tiny_config):
+    config = load_config(tiny_config)
+    added = config.only("dataset", ["adult"]).only("model", ["logreg", "mlp"])
+    assert [spec.name for spec in added.datasets] == ["adult"]
+    assert [spec.label for spec in added.models] == ["logreg(epochs=100)", "mlp"]
+    shifted = config.only("shift", ["bootstrap"])
+    assert [spec.name for spec in shifted.shifts] == ["bootstrap"]
 
 
 def test_only_adds_a_registered_method_the_config_lacks_with_its_defaults(tiny_config):
@@ -154,3 +165,58 @@ def test_only_adds_a_registered_method_the_config_lacks_with_its_defaults(tiny_c
     assert [spec.name for spec in mixed.methods] == ["wachter", "roar"]
     assert mixed.methods[0] == config.methods[0]  # the config's entry keeps its parameters
     assert mixed.methods[1] == load_config({**tiny_config, "methods": ["roar"]}).methods[0]
+
+
+# --------------------------------------------------------------------------- strictness, --set
+def test_a_repeated_key_is_refused_with_both_lines(tmp_path, run_cli):
+    path = tmp_path / "dup.yaml"
+    path.write_text(
+        "name: dup\nseeds: 3\ndatasets: [german]\nmodels: [logreg]\nmethods: [wachter]\n"
+        "shifts: [retrain-seed]\nseeds: 1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"the key 'seeds' appears twice, at lines 2 and 7"):
+        load_config(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(
+        "datasets: [german]\nmodels: [logreg]\nshifts: [retrain-seed]\n"
+        "methods:\n  - name: wachter\n    params: {lam: 0.1, lam: 1.0}\n",
+        encoding="utf-8",
+    )
+    code, _, err = run_cli("run", nested, "--dry-run")
+    assert code == 2 and err.count("\n") == 1 and "'lam' appears twice, at lines 6 and 6" in err
+
+
+def test_a_single_entry_may_be_written_without_a_list(tiny_config):
+    """Documented in the README: ``datasets: german`` is ``datasets: [german]``."""
+    single = load_config({**tiny_config, "datasets": "german", "models": "logreg"})
+    listed = load_config({**tiny_config, "datasets": ["german"], "models": ["logreg"]})
+    assert single == listed
+
+
+def test_set_overrides_top_level_settings(tiny_config, write_config):
+    config = load_config(write_config(tiny_config), {"seeds": 1, "n_factuals": 5})
+    assert config.seeds == (0,) and config.n_factuals == 5
+    config = load_config(write_config(tiny_config), {"datasets": ["german", "adult"]})
+    assert [d.name for d in config.datasets] == ["german", "adult"]
+    with pytest.raises(ConfigError, match="--set: unknown setting 'sedes'; did you mean 'seeds'"):
+        load_config(write_config(tiny_config), {"sedes": 1})
+    with pytest.raises(ConfigError, match="seeds must be an integer >= 1"):
+        load_config(write_config(tiny_config), {"seeds": "two"})
+
+
+def test_set_on_the_command_line(tiny_config, write_config, run_cli):
+    config = write_config(tiny_config)
+    code, out, _ = run_cli("run", config, "--set", "seeds=1", "--set", "n_factuals=7", "--dry-run")
+    assert code == 0 and "1 seed(s), at most 7 factuals per cell" in out
+    code, _, err = run_cli("run", config, "--set", "seeds", "--dry-run")
+    assert code == 2 and "expected KEY=VALUE" in err
+    code, _, err = run_cli("run", config, "--set", "seeds=[1", "--dry-run")
+    assert code == 2 and "--set seeds" in err and err.count("\n") == 1
+
+
+def test_the_effective_config_loads_back_to_itself():
+    from .conftest import ROOT
+
+    config = load_config(ROOT / "benchmarks" / "quick.yaml")
+    assert load_config(config.to_dict()) == config

@@ -18,9 +18,11 @@ from recourse_bench.reports.figures import (
     invalidation_vs_severity,
     pareto_front,
     save_figure,
+    set_severity_scale,
     write_figures,
 )
 from recourse_bench.reports.style import (
+    BUILTIN_METHODS,
     COLORBLIND,
     MethodStyles,
     paper_style,
@@ -161,15 +163,37 @@ def test_heatmap_marks_cells_without_ok_values(partial):
 # -- consistent method styles ---------------------------------------------------------------------
 
 
-def test_method_styles_are_global_and_sorted():
+def test_method_styles_are_fixed_for_builtins_and_stable_for_plugins():
     styles = MethodStyles.from_labels(["wachter", "roar", None, "genre", "roar"])
-    assert styles.labels == ("genre", "roar", "wachter")
-    assert [styles.color(m) for m in styles.labels] == list(COLORBLIND[:3])
-    assert styles.order(["wachter", "new", "genre"]) == ["genre", "wachter", "new"]
-    assert styles.color("new") not in COLORBLIND[:3]  # unknown: neutral fallback
-    many = MethodStyles.from_labels(f"m{i:02d}" for i in range(25))
-    pairs = {(many.color(m), many.marker(m)) for m in many.labels}
-    assert len(pairs) == 25
+    assert styles.labels == ("wachter", "roar", "genre")  # the built-in order
+    order = BUILTIN_METHODS
+    assert [styles.color(m) for m in styles.labels] == [
+        COLORBLIND[order.index(m) % len(COLORBLIND)] for m in styles.labels
+    ]
+    assert styles.order(["zz-plugin", "wachter", "aa-plugin", "genre"]) == [
+        "wachter",
+        "genre",
+        "aa-plugin",
+        "zz-plugin",
+    ]
+    # every built-in has its own (colour, marker)
+    looks = {(styles.color(m), styles.marker(m)) for m in BUILTIN_METHODS}
+    assert len(looks) == len(BUILTIN_METHODS)
+
+
+def test_a_method_looks_the_same_in_reports_with_other_methods():
+    alone = MethodStyles.from_labels(["my-plugin", "roar"])
+    crowded = MethodStyles.from_labels(
+        ["aaa", "my-plugin", "wachter", "genre", "roar", "zzz", "roar(delta=0.2)"]
+    )
+    for label in ("my-plugin", "roar"):
+        assert (alone.color(label), alone.marker(label)) == (
+            crowded.color(label),
+            crowded.marker(label),
+        )
+    # a variant keeps its method's colour and takes another marker
+    assert crowded.color("roar(delta=0.2)") == crowded.color("roar")
+    assert crowded.marker("roar(delta=0.2)") != crowded.marker("roar")
 
 
 @pytest.mark.parametrize("make", ALL_FIGURES[:3], ids=list(FIGURES)[:3])
@@ -191,15 +215,15 @@ def test_a_method_looks_the_same_in_every_figure_and_subset(sweep, make):
             if text.get_text() in styles.labels:
                 assert to_hex(handle.get_color()) == styles.color(text.get_text())
                 assert handle.get_marker() == styles.marker(text.get_text())
-    # a subset does not renumber: roar keeps the colour it has among all three methods
-    assert seen["roar"][0] == COLORBLIND[1]
+    # a subset does not renumber: roar keeps its fixed colour
+    assert seen["roar"][0] == COLORBLIND[BUILTIN_METHODS.index("roar")]
 
 
 def test_heatmap_rows_follow_the_global_method_order(sweep):
     styles = MethodStyles.from_labels([*METHODS, "aaa-first"])
     fig = invalidation_heatmap(sweep, styles)
     ax = fig.axes[0]
-    assert _ticks(ax.yaxis) == ["genre", "roar", "wachter"]
+    assert _ticks(ax.yaxis) == ["wachter", "roar", "genre"]
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -392,3 +416,22 @@ def test_wrap_label_only_inserts_newlines():
     assert wrap_label("weight-perturbation(severity=0.01)", 22) == (
         "weight-perturbation\n(severity=0.01)"
     )
+
+
+# -- severity axis --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("severities", "scale"),
+    [
+        ((0.0, 0.1, 0.2), "linear"),  # within a decade
+        ((0.01, 0.03, 0.1), "linear"),  # exactly a decade
+        ((0.01, 0.1, 1.0), "log"),
+        ((0.0, 0.01, 0.1, 1.0), "symlog"),  # 0 (no shift) keeps its place
+    ],
+)
+def test_the_severity_axis_is_logarithmic_beyond_a_decade(severities, scale):
+    fig = invalidation_vs_severity(_frame(severities=severities), None)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == scale
+    assert set_severity_scale(Figure().add_subplot(), np.array(severities)) == scale

@@ -229,7 +229,8 @@ def _check_structure(latex: str) -> None:
         depth += {"{": 1, "}": -1}.get(char, 0)
         assert depth >= 0
     assert depth == 0
-    assert latex.startswith(r"\begin{table}") and latex.rstrip().endswith(r"\end{table}")
+    env = "table*" if latex.startswith(r"\begin{table*}") else "table"
+    assert latex.startswith(rf"\begin{{{env}}}") and latex.rstrip().endswith(rf"\end{{{env}}}")
     for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
         assert latex.count(rule) == 1
     spec = re.search(r"\\begin\{tabular\}\{([lcr]+)\}", latex)
@@ -271,9 +272,11 @@ def test_latex_structure_and_compilation(tmp_path):
     if engine is None:
         pytest.skip("no TeX engine on PATH (pdflatex, lualatex, tectonic): structure checked only")
     tables = [latex, to_latex(paper_table(_with_problems(), "validity"))]
+    wide = _wide_results()
+    tables.append(to_latex(paper_table(wide, "invalidation-rate")))  # split per dataset
     document = "\n".join(
-        [r"\documentclass{article}", r"\usepackage{booktabs}", r"\begin{document}", *tables,
-         r"\end{document}"]
+        [r"\documentclass[twocolumn]{article}", r"\usepackage{booktabs,graphicx}",
+         r"\begin{document}", *tables, r"\end{document}"]
     )  # fmt: skip
     (tmp_path / "t.tex").write_text(document, encoding="utf-8")
     done = subprocess.run(
@@ -281,3 +284,36 @@ def test_latex_structure_and_compilation(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "t.pdf").is_file()
+
+
+# ------------------------------------------------------------------------------ fitting a page
+def _wide_results():
+    """Two datasets x five severities: ten data columns, wider than one table should be."""
+    return make_results({}, seeds=2, draws=2, severities=(0.1, 0.2, 0.3, 0.4, 0.5))
+
+
+def _environments(latex: str) -> list[str]:
+    return re.findall(r"\\begin\{table\*?\}.*?\\end\{table\*?\}", latex, flags=re.S)
+
+
+def test_a_narrow_table_is_one_column_and_a_wider_one_spans_the_page_scaled_down():
+    results = make_results({}, seeds=2, draws=2, severities=(0.1, 0.5))
+    narrow = to_latex(paper_table(results, "validity"))  # two datasets
+    assert narrow.startswith(r"\begin{table}[t]") and r"\resizebox" not in narrow
+    wide = to_latex(paper_table(results, "invalidation-rate"))  # 2 datasets x 2 severities
+    assert wide.startswith(r"\begin{table*}[t]") and wide.rstrip().endswith(r"\end{table*}")
+    assert r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%" in wide
+    _check_structure(narrow)
+    _check_structure(wide)
+
+
+def test_a_table_too_wide_for_the_page_is_split_per_dataset():
+    table = paper_table(_wide_results(), "invalidation-rate")
+    assert len(table.keys) == 10
+    latex = to_latex(table, label="tab:inv")
+    parts = _environments(latex)
+    assert len(parts) == 2
+    for part, dataset in zip(parts, ("adult", "german"), strict=True):
+        _check_structure(part)
+        assert rf"\label{{tab:inv-{dataset}}}" in part and f"Dataset: {dataset}." in part
+        assert part.count(r"\multicolumn{5}{c}") == 1

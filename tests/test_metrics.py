@@ -1,3 +1,6 @@
+import doctest
+import sys
+
 import numpy as np
 import pytest
 
@@ -206,3 +209,12 @@ def test_the_lof_cache_tells_two_oracles_on_the_same_data_apart(oracle_context):
     other = replace(splits, oracle=linear_classifier(np.array([-1.0, 0.0]), 0.5))
     assert fitted_lof(other) is not fitted_lof(splits)
     assert fitted_lof(other) is fitted_lof(replace(other))
+
+
+@pytest.mark.parametrize("name", registry.available("metric"))
+def test_metric_docstring_examples_run(name):
+    """The examples in each metric's docstring (doctest cannot find them on a Metric object)."""
+    func = registry.get("metric", name).func
+    globs = dict(vars(sys.modules[func.__module__]))
+    for test in doctest.DocTestFinder().find(func, name, globs=globs):
+        assert doctest.DocTestRunner().run(test).failed == 0

@@ -18,6 +18,9 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in test_command
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_command in ci.splitlines()
+    # run twice: as a newcomer (a fresh copy, no data variable) and with the reference data
+    assert "unset RECOURSE_BENCH_DATA CI && readme_tests" in ci
+    assert ci.count("readme_tests") == 3  # defined, then called by each pass
 
 
 def test_quick_benchmark_is_the_documented_matrix():

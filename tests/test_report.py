@@ -37,7 +37,7 @@ def test_the_report_folder_has_every_table_figure_and_test_with_one_sentence_eac
         assert f"figures/{name}.png" in text and caption in text
     metrics = set(partial_results["metric"].dropna())
     for metric in metrics:
-        assert (tmp_path / "tables" / f"{metric}.tex").read_text().startswith("\\begin{table}")
+        assert (tmp_path / "tables" / f"{metric}.tex").read_text().startswith("\\begin{table")
         assert (tmp_path / "tables" / f"{metric}.md").exists()
         assert f"### {metric} (" in text
     tests = pd.read_csv(tmp_path / "stats" / "paired-tests.csv")

@@ -20,7 +20,7 @@ def test_tiny_matrix_produces_the_long_table(tmp_path, tiny_config):
     assert list(frame.columns) == list(COLUMNS)
     assert (frame["status"] == "ok").all()
     static = frame[frame["shift"].isna()]
-    assert sorted(static["metric"].unique()) == ["cost-l1", "coverage", "validity"]
+    assert sorted(static["metric"].unique()) == ["cost-l1", "coverage", "validity", "violations"]
     assert static["draw"].isna().all()
     update = frame[frame["metric"] == "invalidation-rate"]
     assert len(update) == 2 * 3  # 2 seeds x 3 updated models

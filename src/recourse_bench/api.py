@@ -21,6 +21,12 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 FeatureKind = Literal["continuous", "integer", "binary", "categorical"]
+
+#: The constraints a recourse must keep, in the order a broken one is reported.
+CONSTRAINTS = ("immutable", "direction", "bound", "one-hot", "integer")
+
+#: Tolerance in model space (features in [0, 1]) of every feasibility check.
+FEASIBILITY_TOLERANCE = 1e-6
 Stage = Literal["static", "update", "shift"]
 
 
@@ -50,6 +56,20 @@ class NotFittedError(RecourseBenchError, _SklearnNotFittedError):
 
 class DataError(RecourseBenchError):
     """A dataset file or array is missing, corrupted or malformed."""
+
+
+class ContractError(RecourseBenchError):
+    """What a plugin returned breaks the contract of its kind (a recourse array of another shape).
+
+    The message says what was expected, what came and how to fix it (:func:`contract_message`).
+    Unlike :class:`DataError` and :class:`ConfigError` it is the plugin's fault, not the user's
+    input: the harness records the plugin's cells as ``error`` rows and the run goes on.
+    """
+
+
+def contract_message(expected: str, got: str, fix: str) -> str:
+    """The three parts of every contract message: ``expected ...; got .... To fix: ...``."""
+    return f"expected {expected}; got {got}. To fix: {fix}"
 
 
 class NotApplicable(RecourseBenchError):
@@ -164,15 +184,126 @@ class Schema:
             X_cf[:, cols] = onehot
         return X_cf
 
-    def violations(self, X_cf: np.ndarray, X: np.ndarray, atol: float = 1e-6) -> np.ndarray:
-        """Per row, True if a recourse breaks an immutable, a bound, a direction or a group."""
-        lo, hi = self.bounds_for(X)
-        bad = ((X_cf < lo - atol) | (X_cf > hi + atol)).any(axis=1)
-        for group in self.groups:
-            block = X_cf[:, list(group)]
-            ok = np.isclose(block.sum(axis=1), 1.0) & np.isin(block, (0.0, 1.0)).all(axis=1)
-            bad |= ~ok
-        return bad & ~np.isnan(X_cf).any(axis=1)
+    def broken_constraints(
+        self, X_cf: np.ndarray, X: np.ndarray, atol: float = FEASIBILITY_TOLERANCE
+    ) -> dict[str, np.ndarray]:
+        """Per kind of constraint (:data:`CONSTRAINTS`), the (n, d) cells of ``X_cf`` that break it.
+
+        ``immutable``: an immutable column differs from the factual; ``direction``: a column that
+        may only increase (decrease) went down (up); ``bound``: a column lies outside its
+        ``[lower, upper]``; ``one-hot``: a member of a one-hot group that is not 0 or 1, or a group
+        whose members do not sum to 1 (every member of such a group is marked); ``integer``: an
+        integer column off its grid of ``steps``. Every comparison allows ``atol`` in model
+        space; a bound or grid is held only against a column the recourse changed (a factual's
+        own value is not the method's doing). Rows of NaN (no recourse) break nothing.
+        """
+        X_cf = np.asarray(X_cf, dtype=float)
+        X = np.asarray(X, dtype=float)
+        if X_cf.ndim != 2 or X_cf.shape != X.shape or X_cf.shape[1] != self.n_features:
+            raise DataError(
+                f"recourses of shape {X_cf.shape} do not match factuals of shape {X.shape} "
+                f"with {self.n_features} features"
+            )
+        found = ~np.isnan(X_cf).any(axis=1)[:, None]
+        mutable = self.mutable_mask
+        direction = np.asarray(self.direction)
+        with np.errstate(invalid="ignore"):
+            changed = np.abs(X_cf - X) > atol  # a factual's own value is never held against it
+            immutable = ~mutable & changed
+            up = mutable & (direction > 0) & (X_cf < X - atol)
+            down = mutable & (direction < 0) & (X_cf > X + atol)
+            bound = (X_cf < self.lower_array - atol) | (X_cf > self.upper_array + atol)
+            one_hot = np.zeros_like(bound)
+            for group in self.groups:
+                cols = list(group)
+                block = X_cf[:, cols]
+                binary = (np.abs(block) <= atol) | (np.abs(block - 1.0) <= atol)
+                sums_to_one = np.abs(block.sum(axis=1, keepdims=True) - 1.0) <= atol * len(cols)
+                one_hot[:, cols] = ~binary | ~sums_to_one
+            steps = np.asarray(self.steps, dtype=float)
+            grid = mutable & (steps > 0)
+            integer = np.zeros_like(bound)
+            if grid.any():
+                on_grid = (
+                    self.lower_array[grid]
+                    + np.round((X_cf[:, grid] - self.lower_array[grid]) / steps[grid]) * steps[grid]
+                )
+                integer[:, grid] = np.abs(X_cf[:, grid] - on_grid) > atol
+        cells = {
+            "immutable": immutable,
+            "direction": up | down,
+            "bound": bound & mutable & changed,
+            "one-hot": one_hot & mutable,
+            "integer": integer & changed,
+        }
+        return {kind: mask & found for kind, mask in cells.items()}
+
+    def violations(
+        self, X_cf: np.ndarray, X: np.ndarray, atol: float = FEASIBILITY_TOLERANCE
+    ) -> np.ndarray:
+        """Per row, True if a recourse breaks any constraint (see :meth:`broken_constraints`)."""
+        broken = self.broken_constraints(X_cf, X, atol)
+        return np.logical_or.reduce([mask.any(axis=1) for mask in broken.values()])
+
+    def first_violation(
+        self, X_cf: np.ndarray, X: np.ndarray, atol: float = FEASIBILITY_TOLERANCE
+    ) -> np.ndarray:
+        """Per row, the first kind of :data:`CONSTRAINTS` it breaks ("" where it breaks none)."""
+        first = np.full(len(X_cf), "", dtype=object)
+        for kind, mask in reversed(self.broken_constraints(X_cf, X, atol).items()):
+            first[mask.any(axis=1)] = kind
+        return first
+
+
+NO_RECOURSE_FIX = (
+    "return np.full_like(X, np.nan) filled with a recourse in each row where one was found"
+)
+
+
+def check_recourse_output(out: Any, factuals: np.ndarray) -> np.ndarray:
+    """What ``generate(factuals)`` returned, checked against the method contract.
+
+    The contract: a float ndarray of the factuals' shape whose rows are each all finite (a
+    recourse) or all NaN (none found). Returns ``out`` as float64; raises
+    :class:`ContractError` (expected / got / fix) for anything else: another type (a list, a
+    tensor), another shape, a non-float dtype, a row that is partly NaN or holds an infinity.
+    The conformance kit (``check_output_shape``) and the harness judge by this one function.
+    """
+    if not isinstance(out, np.ndarray):
+        raise ContractError(
+            contract_message(
+                "generate(X) to return a numpy array", type(out).__name__, NO_RECOURSE_FIX
+            )
+        )
+    if out.shape != factuals.shape:
+        raise ContractError(
+            contract_message(
+                f"an output of shape {factuals.shape} (n, d)", f"shape {out.shape}", NO_RECOURSE_FIX
+            )
+        )
+    if not np.issubdtype(out.dtype, np.floating):
+        raise ContractError(
+            contract_message(
+                "a float array (NaN marks a missing recourse)",
+                f"dtype {out.dtype}",
+                NO_RECOURSE_FIX,
+            )
+        )
+    out = np.asarray(out, dtype=float)
+    broken = ~(np.isfinite(out).all(axis=1) | np.isnan(out).all(axis=1))
+    if broken.any():
+        rows = np.flatnonzero(broken)
+        shown = ", ".join(map(str, rows[:5])) + (
+            f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        )
+        raise ContractError(
+            contract_message(
+                "each row to be all finite (a recourse) or all NaN (none found)",
+                f"{'row' if len(rows) == 1 else 'rows'} {shown} partly NaN or infinite",
+                "set a whole row to NaN where no recourse was found: X_cf[~found] = np.nan",
+            )
+        )
+    return out
 
 
 class Encoder(Protocol):
@@ -372,6 +503,14 @@ class Dataset(Component):
     def prepare(self) -> None:
         """Fetch files once (sha256-checked, cached). Embedded datasets need nothing."""
 
+    def data_files(self, future: bool = False) -> tuple[Any, ...]:
+        """The files :meth:`load` reads (with ``future``, also those of the future split).
+
+        Each is a :class:`recourse_bench.datasets._files.DataFile`; generated datasets have
+        none. ``run --dry-run`` checks that each is present and verified before any work.
+        """
+        return ()
+
 
 class Trainer(Component):
     """A model plugin: ``fit(X, y, seed)`` trains and returns a :class:`Classifier`."""
@@ -486,6 +625,10 @@ class Shift(Component):
         """Return the updated models."""
         raise NotImplementedError
 
+    def reads_future(self) -> bool:
+        """Whether :meth:`updates` reads the dataset's future split (its files must be there)."""
+        return False
+
     def draw_seeds(self, seed: int, n: int) -> list[int]:
         """One seed per updated model, derived from the shift's seed (never from a method)."""
         from .seeding import derive_seed
@@ -523,6 +666,8 @@ class EvalContext:
 
     ``updated`` is set for ``update``-stage metrics (one updated model at a time), and
     ``updated_models`` for ``shift``-stage metrics (all K updated models of a shift at once).
+    In a run, ``recourses`` holds only the feasible recourses (an infeasible one is a NaN row,
+    "not found") and ``returned`` what the method returned (see :meth:`feasible_only`).
     """
 
     factuals: np.ndarray
@@ -531,6 +676,29 @@ class EvalContext:
     splits: Splits
     updated: Classifier | None = None
     updated_models: tuple[Classifier, ...] = ()
+    returned: np.ndarray | None = None
+
+    @classmethod
+    def feasible_only(
+        cls, factuals: np.ndarray, returned: np.ndarray, model: Classifier, splits: Splits
+    ) -> EvalContext:
+        """The context of what a method returned, as the harness scores it.
+
+        A recourse that breaks a constraint of ``splits.schema`` (an immutable feature, a
+        direction, a bound, a one-hot group, an integer grid; see
+        :meth:`Schema.broken_constraints`) counts as *not found*: its row of ``recourses`` is
+        NaN, so it is never valid and never enters cost or plausibility; ``returned`` keeps
+        the rows as returned, for the ``violations`` metric.
+        """
+        returned = np.asarray(returned, dtype=float)
+        recourses = returned.copy()
+        recourses[splits.schema.violations(returned, factuals)] = np.nan
+        return cls(factuals, recourses, model, splits, returned=returned)
+
+    @property
+    def returned_recourses(self) -> np.ndarray:
+        """The recourses as the method returned them (``recourses`` where not recorded)."""
+        return self.recourses if self.returned is None else self.returned
 
     @property
     def found(self) -> np.ndarray:
@@ -548,10 +716,15 @@ class EvalContext:
 
 @dataclass(frozen=True)
 class MetricValue:
-    """A metric's value and the denominator ``n`` behind it."""
+    """A metric's value, the denominator ``n`` behind it, and a note for the row's ``reason``.
+
+    ``note`` (one line, optional) says something the number alone does not, such as which
+    constraint the first infeasible recourse broke; the harness writes it into ``reason``.
+    """
 
     value: float
     n: int
+    note: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -597,9 +770,11 @@ def share(mask: np.ndarray, of: np.ndarray | None = None) -> MetricValue:
 
 
 __all__ = [
+    "CONSTRAINTS",
     "Classifier",
     "Component",
     "ConfigError",
+    "ContractError",
     "DataError",
     "Dataset",
     "DuplicateNameError",
@@ -615,5 +790,6 @@ __all__ = [
     "Splits",
     "Trainer",
     "UnknownNameError",
+    "check_recourse_output",
     "share",
 ]

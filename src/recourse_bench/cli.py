@@ -20,14 +20,28 @@ import pandas as pd
 
 from . import __version__, registry
 from .api import ConfigError, RecourseBenchError, RecourseMethod
-from .config import BenchmarkConfig, load_config, parse_size, parse_timeout, plan
+from .config import BenchmarkConfig, load_config, parse_size, parse_timeout, parse_yaml, plan
 from .datasets import _files as files_module
+from .describe import describe
 from .harness.backends import BACKENDS, Backend
 from .harness.isolation import check_limits
-from .harness.runner import default_cache_dir, run_benchmark
-from .reports.report import FORMATS, REPORT_FILE, check_formats, write_report
-from .reports.tables import markdown_report, to_markdown
-from .store import merge_results, read_metadata, read_results, results_path
+from .harness.plan import check_data_files
+from .harness.runner import default_cache_dir, plan_summary, run_benchmark, run_identity
+from .provenance import environment
+from .reports.report import FORMATS, REPORT_FILE, check_formats, remove_report, write_report
+from .reports.tables import markdown_report, terminal_summary, to_markdown
+from .store import (
+    RESULTS_FILE,
+    canonical,
+    differences,
+    holds_results,
+    merge_results,
+    read_metadata,
+    read_results,
+    recorded_identity,
+    results_path,
+    write_results,
+)
 
 LIST_KINDS = {
     "datasets": "dataset",
@@ -87,12 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KIND=NAMES",
         help=(
-            "restrict a section to these names, e.g. --only method=wachter,roar (repeatable); "
-            "a registered name the config lacks is added with its defaults"
+            "restrict a section (dataset, model, method, shift) to these names, e.g. --only "
+            "method=wachter,roar (repeatable); a registered name the config lacks is added "
+            "with its default parameters; a method from a file needs --plugin FILE"
         ),
     )
     run.add_argument(
         "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a top-level config setting, VALUE in YAML, e.g. --set seeds=2 (repeatable)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the results and report of another run in --out (default: refuse)",
     )
     run.add_argument(
         "--no-report", action="store_true", help="do not write the report (tables, figures)"
@@ -100,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.add_argument(
-        "--dry-run", action="store_true", help="check the config and flags, print the plan, stop"
+        "--dry-run",
+        action="store_true",
+        help="check the config, flags, data files and backend; print the plan per stage with "
+        "what is cached and an estimated time; write nothing",
     )
 
     report = sub.add_parser("report", help="tables, figures and tests from finished runs")
@@ -111,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="report folder (index.md, tables, figures); default: print report.md only"
     )
     report.add_argument("--format", default=",".join(FORMATS), help=FORMAT_HELP)
+    report.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the results of another run or merge held in --out (default: refuse)",
+    )
 
     check = sub.add_parser(
         "check-method", help="run the conformance kit on a recourse method (pass/fail table)"
@@ -128,8 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=("fetch", "verify", "where"))
     data.add_argument("name", nargs="?", help="one dataset (default: all)")
 
-    listing = sub.add_parser("list", help="list registered plugins")
+    listing = sub.add_parser(
+        "list", help="list registered plugins, or describe one (list KIND NAME)"
+    )
     listing.add_argument("kind", nargs="?", choices=sorted(LIST_KINDS), help="one kind only")
+    listing.add_argument(
+        "name", nargs="?", help="one plugin: its summary, parameters, defaults and allowed values"
+    )
     listing.add_argument(
         "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
     )
@@ -180,22 +220,35 @@ def _parse_only(values: list[str]) -> list[tuple[str, list[str]]]:
 def _run(args: argparse.Namespace) -> int:
     for path in args.plugin:
         registry.load_plugin_file(path)
-    config = load_config(args.config)
+    overrides = _parse_set(args.set)
+    config = load_config(args.config, overrides)
     formats = _formats(args.format)  # checked before any work
-    for kind, names in _parse_only(args.only):
+    only = _parse_only(args.only)
+    for kind, names in only:
         config = config.only(kind, names)
     config = _with_limits(config, args.timeout, args.memory_limit)
-    Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
+    backend = Backend(args.backend, args.jobs, args.scheduler)  # checked before any work
     check_limits(config.limits, args.backend)
-    if args.dry_run:
-        print(_plan_summary(config))
-        return 0
-    out = _writable_folder(Path(args.out) if args.out else Path("runs") / config.name, "--out")
+    out = Path(args.out) if args.out else Path("runs") / config.name
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(out)
+    if args.dry_run:
+        check_data_files(config)
+        backend.check_installed()
+        print(plan_summary(config, cache_dir, args.plugin))
+        return 0
+    _check_out_folder(out, run_identity(config, args.plugin), args.force, "run")
+    _writable_folder(out, "--out")
     _writable_folder(cache_dir, "--cache-dir")
-    n_cells = len(plan(config))
     if not args.quiet:
-        print(f"recourse-bench: {config.name}: {n_cells} cells -> {out}", file=sys.stderr)
+        print(f"recourse-bench: {config.name}: {len(plan(config))} cells -> {out}", file=sys.stderr)
+    invocation = {
+        "config_file": str(Path(args.config).resolve()),
+        "set": overrides,
+        "only": [f"{kind}={','.join(names)}" for kind, names in only],
+        "timeout": args.timeout,
+        "memory_limit": args.memory_limit,
+        "force": args.force,
+    }
     result = run_benchmark(
         config,
         out,
@@ -205,14 +258,20 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=cache_dir,
         plugin_files=args.plugin,
         progress=not args.quiet,
+        invocation=invocation,
     )
-    if not args.no_report:
+    if args.no_report:
+        remove_report(out)  # an earlier report would no longer match these results
+    else:
         timings = result.metadata.get("recourse_timings")
         index = write_report(
             result.results, out, title=config.name, formats=formats, timings=timings
         )
-        print((out / REPORT_FILE).read_text(encoding="utf-8"))
-        print(f"recourse-bench: report with tables and figures: {index}", file=sys.stderr)
+        print(terminal_summary(result.results, title=config.name))
+        print(
+            f"recourse-bench: full tables in {out / REPORT_FILE}; tables and figures: {index}",
+            file=sys.stderr,
+        )
     stages = result.metadata["stages"]
     cached = sum(s["cached"] for s in stages.values())
     units = sum(s["units"] for s in stages.values())
@@ -222,6 +281,42 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return _failure_summary(result.metadata["failed_units"], units)
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` flags as settings; VALUE is read as YAML (``3``, ``[a, b]``)."""
+    settings: dict[str, Any] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {value!r}: expected KEY=VALUE, e.g. --set seeds=2")
+        settings[key.strip()] = parse_yaml(text, f"--set {key.strip()}")
+    return settings
+
+
+def _check_out_folder(out: Path, identity: dict[str, Any], force: bool, command: str) -> None:
+    """Refuse to write into a folder that holds the results of another run (unless ``force``).
+
+    Nothing in the folder is touched before the check. The same config (a rerun, or a run
+    resumed after a crash) may write there.
+    """
+    if force or not holds_results(out):
+        return
+    recorded = recorded_identity(out)
+    wanted = canonical(identity)
+    if recorded == wanted:
+        return
+    differ = ", ".join(differences(recorded, wanted)) or "its recorded run"
+    merge = (
+        f"write to another --out and merge with `recourse-bench report {out} NEW --out MERGED`"
+        if command == "run"
+        else "choose another --out"
+    )
+    what = "run" if command == "run" else "run or merge"
+    raise ConfigError(
+        f"--out {str(out)!r} holds the results of another {what} (they differ in {differ}); "
+        f"add --force to replace them, or {merge}"
+    )
 
 
 def _with_limits(
@@ -257,19 +352,6 @@ def _failure_summary(failed_units: list[dict[str, Any]], units: int) -> int:
     return 1
 
 
-def _plan_summary(config) -> str:
-    """What a run of ``config`` would compute (``run --dry-run``)."""
-    sizes = {
-        section: len(getattr(config, section))
-        for section in ("datasets", "models", "methods", "shifts")
-    }
-    counts = ", ".join(f"{n} {section}" for section, n in sizes.items())
-    return (
-        f"{config.name}: {len(plan(config))} cells ({counts}, {len(config.seeds)} seeds, "
-        f"{config.n_factuals} factuals at most per cell); the config is valid, nothing was run"
-    )
-
-
 def _writable_folder(path: Path, flag: str) -> Path:
     """Create ``path`` up front, so that a bad folder fails before any work, in one line."""
     try:
@@ -287,8 +369,9 @@ def _writable_folder(path: Path, flag: str) -> Path:
 
 def _report(args: argparse.Namespace) -> int:
     formats = _formats(args.format)
-    frames = [read_results(path) for path in args.results]
-    metadata = [read_metadata(path) for path in args.results]
+    sources = [results_path(path).resolve() for path in args.results]
+    frames = [read_results(path) for path in sources]
+    metadata = [read_metadata(path) for path in sources]
     results, replaced = merge_results(frames)
     names = list(dict.fromkeys(m.get("config_name", "recourse-bench") for m in metadata))
     title = " + ".join(names)
@@ -303,18 +386,33 @@ def _report(args: argparse.Namespace) -> int:
         print(markdown_report(results, title=title, timings=timings))
         print("recourse-bench: add --out DIR for LaTeX tables, figures and tests", file=sys.stderr)
         return 0
-    out = _writable_folder(Path(args.out), "--out")
+    out = Path(args.out)
+    own = sources == [(out / RESULTS_FILE).resolve()]  # a run's report written again in place
+    if not own:
+        identity = {"merged_from": [str(path) for path in sources]}
+        _check_out_folder(out, identity, args.force, "report")
+    _writable_folder(out, "--out")
+    if not own:  # the merged results beside their report, so the folder is itself a source
+        merged = {
+            "config_name": title,
+            "identity": identity,
+            "merged_from": identity["merged_from"],
+            "replaced_measurements": replaced,
+            "recourse_timings": timings,
+            **environment(),
+        }
+        write_results(results, out, merged)
     index = write_report(
         results,
         out,
         title=title,
         formats=formats,
         timings=timings,
-        sources=[str(results_path(p)) for p in args.results],
+        sources=[str(path) for path in sources],
         duplicates=replaced,
     )
-    print((out / REPORT_FILE).read_text(encoding="utf-8"))
-    print(f"recourse-bench: wrote {index}", file=sys.stderr)
+    print(terminal_summary(results, title=title))
+    print(f"recourse-bench: wrote {out / RESULTS_FILE} and {index}", file=sys.stderr)
     return 0
 
 
@@ -424,6 +522,13 @@ def _data(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     for path in args.plugin:
         registry.load_plugin_file(path)
+    if args.name:
+        if not args.kind:
+            raise ConfigError(
+                "list NAME needs the kind first, e.g. `recourse-bench list methods roar`"
+            )
+        print(describe(LIST_KINDS[args.kind], args.name), end="")
+        return 0
     kinds = [args.kind] if args.kind else sorted(LIST_KINDS)
     for plural in kinds:
         kind = LIST_KINDS[plural]

@@ -46,7 +46,9 @@ TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics
 TOP_LEVEL_KEYS |= {"timeout", "memory_limit"}
 TOP_LEVEL_KEYS |= set(COMPONENT_SECTIONS)
 ENTRY_KEYS = {"name", "params", "grid"}
-DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate")
+DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate", "violations")
+ALWAYS_MEASURED = ("violations",)
+"""Metrics every run measures, listed or not: a broken recourse is never scored unseen."""
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
@@ -94,6 +96,12 @@ class ComponentSpec:
     def label(self) -> str:
         """The component's readable label, e.g. ``wachter(lam=1.0)``."""
         return _label(self)
+
+    def entry(self) -> str | dict[str, Any]:
+        """The spec as a config entry: the name, or ``{name, params}`` (plain YAML values)."""
+        if not self.params:
+            return self.name
+        return {"name": self.name, "params": {k: _jsonable(v) for k, v in self.params}}
 
     def code_version(self) -> str:
         """Hash of the plugin's source (see :func:`registry.code_version`), once per process."""
@@ -181,14 +189,48 @@ class BenchmarkConfig:
         """What one unit may use (``timeout``, ``memory_limit``); checked here."""
         return Limits(self.timeout, self.memory_limit)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The effective config as plain YAML values: grids expanded, ``--only`` applied.
+
+        :func:`load_config` reads it back to the same config; the run metadata records it.
+        """
+        settings: dict[str, Any] = {
+            "name": self.name,
+            "seed": self.seed,
+            "seeds": list(self.seeds),
+            "n_factuals": self.n_factuals,
+        }
+        for section in COMPONENT_SECTIONS:
+            settings[section] = [spec.entry() for spec in getattr(self, section)]
+        settings["metrics"] = list(self.metrics)
+        optional = {
+            "data_dir": self.data_dir,
+            "timeout": self.timeout,
+            "memory_limit": self.memory_limit,
+        }
+        settings.update({key: value for key, value in optional.items() if value is not None})
+        return settings
+
+    def identity(self) -> dict[str, Any]:
+        """What the results depend on: :meth:`to_dict` without the limits and the data folder.
+
+        Two runs of equal identity compute the same numbers (files are identified by their
+        sha256, not where they lie), so one may resume or replace the other in a run folder.
+        """
+        settings = self.to_dict()
+        for key in ("data_dir", "timeout", "memory_limit"):
+            settings.pop(key, None)
+        return settings
+
     def only(self, kind: str, names: Iterable[str]) -> BenchmarkConfig:
         """Restrict one section to the given names (``--only method=a,b``).
 
-        The config's entries of those names are kept (with their parameters and grids). For
-        methods only, a registered method the config does not list (e.g. one from ``--plugin``)
-        is added with its default parameters, after them, so that a new method runs against
-        the config's others and every stage they share comes from the cache; datasets, models
-        and shifts must be in the config.
+        The config's entries of those names are kept, with their parameters and grids. A
+        registered name the config does not list (e.g. a method from ``--plugin``, or a dataset
+        the study left out) is added with its default parameters, after them, so that a new
+        component runs against the config's others and every stage they share comes from the
+        cache. A name that is neither listed nor registered is refused, with a hint to
+        ``--plugin`` for a component defined in a file.
         """
         section = {v: k for k, v in COMPONENT_SECTIONS.items()}.get(kind)
         if section is None:
@@ -198,14 +240,14 @@ class BenchmarkConfig:
             )
         names = list(dict.fromkeys(names))
         present = {spec.name for spec in getattr(self, section)}
-        registered = set(registry.available(kind)) if kind == "method" else set()
+        registered = set(registry.available(kind))
         unknown = [n for n in names if n not in present | registered]
         if unknown:
             choices = sorted(present | registered)
-            where = "in this config nor a registered method" if registered else "in this config"
             raise ConfigError(
-                f"--only {kind}={','.join(names)}: {unknown[0]!r} is not {where}; "
-                f"{registry.suggest(unknown[0], choices)}its {section}: {', '.join(choices)}"
+                f"--only {kind}={','.join(names)}: {unknown[0]!r} is neither in this config nor "
+                f"a registered {kind}; {registry.suggest(unknown[0], choices)}a {kind} defined "
+                f"in a file needs --plugin FILE; registered {section}: {', '.join(choices)}"
             )
         kept = [spec for spec in getattr(self, section) if spec.name in names]
         added = [
@@ -229,8 +271,67 @@ class Cell:
     seed: int
 
 
-def load_config(source: str | Path | Mapping[str, Any]) -> BenchmarkConfig:
-    """Read and validate a configuration from a YAML file or a mapping."""
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping names the same key twice (PyYAML would keep the last one silently)."""
+
+    def __init__(self, key: Any, line: int, first_line: int):
+        super().__init__(f"duplicate key {key!r} at line {line} (first at line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping of ``node``; raises :class:`DuplicateKeyError` for a repeated key."""
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = first.get(key)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            line = key_node.start_mark.line + 1
+            if seen is not None:
+                raise DuplicateKeyError(key, line, seen)
+            first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML as Python values; one :class:`ConfigError` line for bad syntax or a repeated key."""
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader: plain values only
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{where}: the key {exc.key!r} appears twice, at lines {exc.first_line} and "
+            f"{exc.line}; keep one of them"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}{line}; fix the YAML syntax") from None
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> BenchmarkConfig:
+    """Read and validate a configuration from a YAML file or a mapping.
+
+    Parameters
+    ----------
+    source : path or mapping
+        The YAML file (a mapping that repeats a key is refused), or the settings themselves.
+    overrides : mapping, optional
+        Top-level settings that replace the file's (``--set KEY=VALUE``); an unknown key is
+        refused like a misspelled setting in the file.
+    """
     where = "config"
     if isinstance(source, Mapping):
         raw: Any = dict(source)
@@ -240,16 +341,15 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchmarkConfig:
         if not path.is_file():
             raise ConfigError(f"config file {where!r} does not exist; check the path")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {where!r}: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{where}: {problem}{line}; fix the YAML syntax") from None
+        raw = parse_yaml(text, where)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping of settings at the top level")
+    if overrides:
+        _check_keys(overrides, TOP_LEVEL_KEYS, "--set: unknown setting", "valid settings")
+        raw = {**raw, **overrides}
     return _validate(raw, where)
 
 
@@ -409,7 +509,7 @@ def _metric_names(names: Any, where: str) -> tuple[str, ...]:
         raise ConfigError(f"{where}: expected a non-empty list of metric names")
     for name in names:
         registry.get("metric", str(name))
-    return tuple(dict.fromkeys(str(n) for n in names))
+    return tuple(dict.fromkeys([*(str(n) for n in names), *ALWAYS_MEASURED]))
 
 
 def plan(config: BenchmarkConfig) -> list[Cell]:

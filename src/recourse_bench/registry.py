@@ -14,6 +14,7 @@ middle of a run.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -422,6 +423,12 @@ def code_version(obj: Any) -> str:
     module = inspect.getmodule(obj)
     if module is None:
         return "unknown"
+    return _module_version(module)
+
+
+@functools.cache
+def _module_version(module: types.ModuleType) -> str:
+    """:func:`code_version` of a module, once per process (sources do not change under a run)."""
     used = _modules_used(module).values()
     sources = sorted(hashlib.sha256(_module_source(m)).digest() for m in used)
     return hashlib.sha256(b"".join(sources)).hexdigest()[:16]

@@ -160,3 +160,37 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The run metadata stored in a results file."""
     raw = pq.read_schema(results_path(path)).metadata or {}
     return json.loads(raw.get(METADATA_KEY, b"{}"))
+
+
+def canonical(value: Any) -> Any:
+    """``value`` as JSON would give it back (tuples as lists, keys as strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def holds_results(folder: str | Path) -> bool:
+    """Whether a folder holds the results of a run or a merged report."""
+    folder = Path(folder)
+    return (folder / RESULTS_FILE).is_file() or (folder / RUN_FILE).is_file()
+
+
+def recorded_identity(folder: str | Path) -> Any:
+    """The identity in a folder's ``run.json`` (None where none is recorded or readable)."""
+    try:
+        metadata = json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metadata.get("identity") if isinstance(metadata, dict) else None
+
+
+def differences(recorded: Any, wanted: Mapping[str, Any]) -> list[str]:
+    """The top-level entries (and config settings) in which two identities differ."""
+    if not isinstance(recorded, Mapping):
+        return ["no recorded config"]
+    found = []
+    for key in sorted(set(recorded) | set(wanted)):
+        old, new = recorded.get(key), wanted.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            found += [f"{key}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            found.append(key)
+    return found

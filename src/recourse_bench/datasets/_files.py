@@ -214,10 +214,11 @@ def read(file: DataFile, *, download: bool = True) -> bytes:
         return _verified(file, path)
     if download and file.url:
         return _verified(file, fetch(file))
-    raise DataError(_missing_message(file))
+    raise DataError(missing_message(file))
 
 
-def _missing_message(file: DataFile) -> str:
+def missing_message(file: DataFile) -> str:
+    """The one line for a file found nowhere: where it was looked for and how to get it."""
     looked = ", ".join(str(p) for p in candidates(file)) or "(nowhere)"
     if file.url:
         how = f"run `recourse-bench data fetch{_dataset_argument(file)}` (downloads {file.url})"
@@ -232,7 +233,7 @@ def _missing_message(file: DataFile) -> str:
 def fetch(file: DataFile, timeout: float = 60.0) -> Path:
     """Download a file into the cache, atomically, verified against its sha256."""
     if not file.url:
-        raise DataError(_missing_message(file))
+        raise DataError(missing_message(file))
     unsafe = [member for member in file.members if _unsafe_path(member)]
     if unsafe:  # refused before anything is downloaded
         raise DataError(f"{file.name}: refusing the archive member path {unsafe[0]!r}")

@@ -67,6 +67,8 @@ class TabularDataset(Dataset):
 
     info: ClassVar[DatasetInfo]
     files: ClassVar[tuple[_files.DataFile, ...]] = ()
+    #: The members of ``files`` that only the future split reads.
+    future_files: ClassVar[tuple[_files.DataFile, ...]] = ()
 
     def __init__(self, test_size: float = 0.3, labels: str = "observed"):
         self.test_size = test_size
@@ -88,6 +90,10 @@ class TabularDataset(Dataset):
     def read_future(self) -> Frame | None:
         """The natural-shift split in the same raw columns, or None."""
         return None
+
+    def data_files(self, future: bool = False) -> tuple[_files.DataFile, ...]:
+        """``files``, without ``future_files`` unless ``future``."""
+        return tuple(f for f in self.files if future or f not in self.future_files)
 
     def prepare(self) -> None:
         """Fetch and verify every file once (downloads where the licence allows)."""

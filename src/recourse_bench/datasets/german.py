@@ -327,6 +327,7 @@ class German(TabularDataset):
         future="correction: Hofmann coding -> corrected South German Credit",
     )
     files = (GERMAN_DATA, SOUTH_GERMAN_CREDIT)
+    future_files = (SOUTH_GERMAN_CREDIT,)
 
     def columns(self) -> list[Column]:
         """Integers scaled, qualitative attributes one-hot (two-valued ones binary)."""

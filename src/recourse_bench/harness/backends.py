@@ -21,6 +21,7 @@ is one clear error, not a half-finished run. Ray workers are not checked.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import uuid
@@ -72,6 +73,12 @@ class Backend:
         if self.n_jobs is None:
             return cpu_count() if self.name in CLUSTER_BACKENDS else 1
         return cpu_count() if self.n_jobs == -1 else self.n_jobs
+
+    def check_installed(self) -> None:
+        """Raise one :class:`ConfigError` line if the backend's package is not installed."""
+        module = {"dask": "distributed", "ray": "ray"}.get(self.name)
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise _missing_extra(self.name, module)
 
     def describe(self) -> dict[str, Any]:
         """What the run metadata records about the backend."""

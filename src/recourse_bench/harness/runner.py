@@ -10,13 +10,14 @@ other unit continues. Results are sorted, so they are identical at any ``-j``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -25,14 +26,15 @@ from typing import Any
 import pandas as pd
 import torch
 from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
 from .. import registry, store
 from ..api import ConfigError, DataError, EvalContext, Metric, NotApplicable, RecourseBenchError
-from ..config import BenchmarkConfig, ComponentSpec, Limits
+from ..config import BenchmarkConfig, ComponentSpec, Limits, plan
 from ..provenance import environment
 from .backends import Backend, activate, parallel_options
+from .estimates import Progress, UnitTimes, expected_seconds, fill_unknown, format_seconds, unit_key
 from .isolation import Isolated, check_limits, children, exit_with_parent, isolates, run_isolated
+from .plan import STAGES, Task, base_tasks, recourse_tasks, update_tasks
 from .stages import Recourse, Stages, fit_base, fit_recourse, fit_updates, in_cache, memory
 
 log = logging.getLogger(__name__)
@@ -56,27 +58,6 @@ class Settings:
     def stages(self) -> Stages:
         """Cached access to the stages."""
         return Stages(self.cache_dir, self.base_seed, self.n_factuals, self.data_dir)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One unit of work: a base model, a shift's updates, or a method's recourses."""
-
-    stage: str  # "base", "updates" or "recourse"
-    seed: int
-    dataset: ComponentSpec
-    model: ComponentSpec
-    method: ComponentSpec | None = None
-    shift: ComponentSpec | None = None
-    shifts: tuple[ComponentSpec, ...] = ()
-    # shifts without updated models: (shift, status "error" or "skipped", reason)
-    failed: tuple[tuple[ComponentSpec, str, str], ...] = ()
-
-    def describe(self) -> str:
-        """A short human description for error messages."""
-        parts = [self.dataset.name, self.model.name]
-        parts += [spec.name for spec in (self.method, self.shift) if spec is not None]
-        return f"{self.stage} {'/'.join(parts)} seed {self.seed}"
 
 
 @dataclass
@@ -294,12 +275,8 @@ def _evaluate(task: Task, settings: Settings, recourse: Recourse) -> list[dict[s
         ]
     splits = stages.splits(task.seed, task.dataset)
     base = stages.base(task.seed, task.dataset, task.model)
-    context = EvalContext(
-        factuals=splits.X_test[base.factual_index],
-        recourses=recourse.recourses,
-        model=base.classifier,
-        splits=splits,
-    )
+    factuals = splits.X_test[base.factual_index]
+    context = EvalContext.feasible_only(factuals, recourse.recourses, base.classifier, splits)
     metrics: list[Metric] = [registry.get("metric", name) for name in settings.metrics]
     rows = [_measure(task, None, m, context) for m in metrics if m.stage == "static"]
     failed = {shift: (status, reason) for shift, status, reason in task.failed}
@@ -331,7 +308,7 @@ def _measure(
         measured = metric(context)
     except NotApplicable as exc:
         return _row(task, shift, metric=metric.name, draw=draw, status="skipped", reason=str(exc))
-    return _row(task, shift, metric=metric.name, measured=measured, draw=draw)
+    return _row(task, shift, metric=metric.name, measured=measured, draw=draw, reason=measured.note)
 
 
 def _row(
@@ -372,6 +349,30 @@ def _row(
 
 
 # ------------------------------------------------------------------------------------- the run
+def plugin_records(paths: Iterable[str]) -> list[dict[str, str]]:
+    """Each plugin file's resolved path and sha256 (what the run metadata records)."""
+    return [
+        {
+            "path": str(Path(path).resolve()),
+            "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        }
+        for path in paths
+    ]
+
+
+def run_identity(config: BenchmarkConfig, plugin_files: Iterable[str | Path]) -> dict[str, Any]:
+    """What a run folder's results depend on: the effective config and the plugin files.
+
+    Two runs of the same identity may share a run folder (a rerun, a resumed run); a run of
+    another identity is refused unless it replaces the folder (``--force``). A plugin file counts
+    by its path, not its content: editing a plugin and rerunning updates the same study.
+    """
+    return {
+        "config": config.identity(),
+        "plugins": sorted(str(Path(p).resolve()) for p in plugin_files),
+    }
+
+
 def default_cache_dir(out_dir: Path) -> Path:
     """The default cache: a ``.recourse-bench-cache`` folder beside the run folder."""
     return out_dir.resolve().parent / ".recourse-bench-cache"
@@ -387,6 +388,7 @@ def run_benchmark(
     cache_dir: str | Path | None = None,
     plugin_files: Iterable[str | Path] = (),
     progress: bool = True,
+    invocation: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the whole matrix; with ``out_dir``, write ``results.parquet`` and ``run.json``.
 
@@ -410,7 +412,10 @@ def run_benchmark(
     plugin_files : paths
         Local plugin files to load in every worker.
     progress : bool
-        Show a progress bar (units done / total, ETA) on stderr.
+        Show a progress bar (units done / total, time left) on stderr.
+    invocation : mapping, optional
+        How the run was asked for (config file, command-line overrides), recorded in the
+        metadata beside the effective config.
     """
     started = time.time()
     where = Backend(backend, n_jobs, scheduler)
@@ -418,7 +423,39 @@ def run_benchmark(
     out = Path(out_dir) if out_dir is not None else None
     if cache_dir is None:
         cache_dir = default_cache_dir(out) if out is not None else Path(".recourse-bench-cache")
-    settings = Settings(
+    settings = _settings(config, cache_dir, plugin_files, where)
+    Path(settings.cache_dir).mkdir(parents=True, exist_ok=True)
+    times = UnitTimes(settings.cache_dir)
+    planned = [*base_tasks(config), *update_tasks(config), *recourse_tasks(config)]
+    cached = {unit_key(task): _is_cached(task, settings) for task in planned}
+    expected = fill_unknown(expected_seconds(planned, times, cached))
+    outcomes: list[Outcome] = []
+    shared = [settings.cache_dir, *settings.plugin_files]
+    bar = Progress(expected, config.name, disable=not progress)
+    with bar, _one_torch_thread(), activate(where, shared), children():
+        base_failed = _wave(base_tasks(config), settings, bar, outcomes, times, "base models")
+        bar.drop(t for t in update_tasks(config) if (t.dataset, t.model, t.seed) in base_failed)
+        updates = update_tasks(config, base_failed)
+        shift_failed = _wave(updates, settings, bar, outcomes, times, "updated models")
+        methods = recourse_tasks(config, base_failed, shift_failed)
+        bar.drop(t for t in recourse_tasks(config) if (t.dataset, t.model, t.seed) in base_failed)
+        _wave(methods, settings, bar, outcomes, times, "recourse")
+    rows = [row for outcome in outcomes for row in outcome.rows]
+    rows += _base_failure_rows(config, base_failed)
+    results = store.to_frame(rows)
+    metadata = _metadata(config, settings, outcomes, where, started, invocation)
+    if out is not None:
+        store.write_results(results, out, metadata)
+    return RunResult(results, out, metadata)
+
+
+def _settings(
+    config: BenchmarkConfig,
+    cache_dir: str | Path,
+    plugin_files: Iterable[str | Path],
+    where: Backend,
+) -> Settings:
+    return Settings(
         cache_dir=str(Path(cache_dir).resolve()),
         base_seed=config.seed,
         n_factuals=config.n_factuals,
@@ -428,57 +465,88 @@ def run_benchmark(
         limits=config.limits,
         isolate=isolates(where.name, config.limits),
     )
-    pairs = [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
-    base_tasks = [Task("base", s, d, m) for d, m, s in pairs]
-    update_tasks = [Task("updates", s, d, m, shift=sh) for d, m, s in pairs for sh in config.shifts]
-    n_method_tasks = len(pairs) * len(config.methods)
-    total = len(base_tasks) + len(update_tasks) + n_method_tasks
-    outcomes: list[Outcome] = []
-    bar = tqdm(total=total, unit="unit", desc=config.name, disable=not progress, leave=True)
-    Path(settings.cache_dir).mkdir(parents=True, exist_ok=True)
-    shared = [settings.cache_dir, *settings.plugin_files]
-    with bar, _one_torch_thread(), activate(where, shared), children():
-        base_failed = _wave(base_tasks, settings, bar, outcomes, "base models")
-        update_tasks = [t for t in update_tasks if (t.dataset, t.model, t.seed) not in base_failed]
-        bar.total -= len(pairs) * len(config.shifts) - len(update_tasks)
-        shift_failed = _wave(update_tasks, settings, bar, outcomes, "updated models")
-        method_tasks = []
-        for d, m, s in pairs:
-            for method in config.methods:
-                if (d, m, s) in base_failed:
-                    continue
-                failed = tuple(
-                    (sh, *shift_failed[(d, m, s, sh)])
-                    for sh in config.shifts
-                    if (d, m, s, sh) in shift_failed
-                )
-                method_tasks.append(
-                    Task("recourse", s, d, m, method=method, shifts=config.shifts, failed=failed)
-                )
-        bar.total -= n_method_tasks - len(method_tasks)
-        _wave(method_tasks, settings, bar, outcomes, "recourse")
-    rows = [row for outcome in outcomes for row in outcome.rows]
-    rows += _base_failure_rows(config, base_failed)
-    results = store.to_frame(rows)
-    metadata = _metadata(config, settings, outcomes, where, started)
-    if out is not None:
-        store.write_results(results, out, metadata)
-    return RunResult(results, out, metadata)
+
+
+def plan_summary(
+    config: BenchmarkConfig, cache_dir: str | Path, plugin_files: Iterable[str | Path] = ()
+) -> str:
+    """What a run would compute, per stage, with what is cached and the time it should take.
+
+    The estimates come from the unit times measured by earlier runs with the same cache folder
+    (see :mod:`.estimates`); a stage with units nobody measured says so.
+    """
+    settings = _settings(config, cache_dir, plugin_files, Backend("sequential"))
+    times = UnitTimes(settings.cache_dir)
+    waves = {"base": base_tasks(config), "updates": update_tasks(config)}
+    waves["recourse"] = recourse_tasks(config)
+    nouns = {"base": "base models", "updates": "updated-model sets", "recourse": "recourse units"}
+    lines, total, unknown = [], 0.0, 0
+    for stage in STAGES:
+        tasks = waves[stage]
+        cached = (
+            {unit_key(t): _is_cached(t, settings) for t in tasks}
+            if Path(cache_dir).is_dir()
+            else {}
+        )
+        expected = expected_seconds(tasks, times, cached)
+        n_cached = sum(cached.values())
+        known = [s for s in expected.values() if s is not None]
+        missing = len(expected) - len(known)
+        seconds = sum(known)
+        total += seconds
+        unknown += missing
+        estimate = f"about {format_seconds(seconds)} of unit time"
+        if missing:
+            estimate = f"cannot estimate {missing} unit(s) never measured in this cache" + (
+                f"; the others about {format_seconds(seconds)}" if known else ""
+            )
+        detail = _stage_detail(config, stage)
+        lines.append(f"  {nouns[stage]}: {len(tasks)} ({detail}), {n_cached} cached; {estimate}")
+    head = (
+        f"{config.name}: {len(plan(config))} cells; {len(config.seeds)} seed(s), at most "
+        f"{config.n_factuals} factuals per cell; cache {settings.cache_dir}"
+    )
+    if unknown:
+        foot = "the estimate is incomplete: a run measures its units and later dry runs use them"
+    else:
+        foot = (
+            f"estimated {format_seconds(total)} of unit time in all (about that / -j of wall time)"
+        )
+    return "\n".join(
+        [head, *lines, foot, "the config, data files and backend are ready; nothing was run"]
+    )
+
+
+def _stage_detail(config: BenchmarkConfig, stage: str) -> str:
+    sizes = f"{len(config.datasets)} dataset(s) x {len(config.models)} model(s)"
+    if stage == "updates":
+        sizes += f" x {len(config.shifts)} shift(s)"
+    if stage == "recourse":
+        sizes += f" x {len(config.methods)} method(s)"
+    return f"{sizes} x {len(config.seeds)} seed(s)"
 
 
 def _wave(
-    tasks: list[Task], settings: Settings, bar: Any, outcomes: list[Outcome], what: str
-) -> dict[tuple, str]:
+    tasks: list[Task],
+    settings: Settings,
+    bar: Progress,
+    outcomes: list[Outcome],
+    times: UnitTimes,
+    what: str,
+) -> dict[tuple, tuple[str, str]]:
     """Run tasks in parallel; return the keys of those without a result: (status, reason)."""
     failed: dict[tuple, tuple[str, str]] = {}
     if not tasks:
         return failed
-    bar.set_postfix_str(what)
+    bar.stage(what)
     results = Parallel(**parallel_options())(delayed(run_task)(task, settings) for task in tasks)
+    measured = []
     for outcome in results:
         outcomes.append(outcome)
-        bar.update(1)
+        bar.done(outcome.task)
         task = outcome.task
+        if not outcome.cached and outcome.error is None:
+            measured.append((task, outcome.seconds))
         if outcome.error is None and outcome.skipped is None:
             continue
         if outcome.error is not None and outcome.fatal is None:  # a fatal one stops the run
@@ -489,6 +557,7 @@ def _wave(
             failed[key] = (outcome.status, outcome.error)
         else:
             failed[key] = ("skipped", str(outcome.skipped))
+    times.record(measured)
     _stop_on_bad_input(outcomes)
     return failed
 
@@ -524,6 +593,7 @@ def _metadata(
     outcomes: list[Outcome],
     where: Backend,
     started: float,
+    invocation: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     per_stage: dict[str, dict[str, float]] = {}
     for outcome in outcomes:
@@ -531,12 +601,15 @@ def _metadata(
         stats["units"] += 1
         stats["cached"] += int(outcome.cached)
         stats["seconds"] += outcome.seconds
+    plugins = plugin_records(settings.plugin_files)
     return {
-        "config": dict(config.raw),
+        "config": config.to_dict(),
         "config_name": config.name,
+        "identity": run_identity(config, settings.plugin_files),
+        "invocation": dict(invocation or {}),
         **where.describe(),
         "cache_dir": settings.cache_dir,
-        "plugin_files": list(settings.plugin_files),
+        "plugins": plugins,
         "stages": per_stage,
         "recourse_timings": [o.timing for o in outcomes if o.timing is not None],
         **settings.limits.describe(),

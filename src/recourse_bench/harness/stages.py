@@ -17,7 +17,14 @@ from functools import cache
 import numpy as np
 from joblib import Memory
 
-from ..api import Classifier, DataError, NotApplicable, Splits
+from ..api import (
+    Classifier,
+    ContractError,
+    DataError,
+    NotApplicable,
+    Splits,
+    check_recourse_output,
+)
 from ..config import ComponentSpec
 from ..datasets import _files as files
 from ..registry import code_version
@@ -213,13 +220,12 @@ def fit_recourse(stages: Stages, key: StageKey) -> Recourse:
     try:  # a method that finds it cannot work on these data says so: a recorded skip
         instance.fit(base.classifier, splits)
         fitted = time.perf_counter()
-        recourses = np.asarray(instance.generate(factuals), dtype=float)
+        returned = instance.generate(factuals.copy())
     except NotApplicable as exc:
         return Recourse(None, str(exc), 0.0, 0.0)
     generated = time.perf_counter()
-    if recourses.shape != factuals.shape:
-        raise ValueError(
-            f"{method.name}.generate returned shape {recourses.shape} for factuals of shape "
-            f"{factuals.shape}; it must return one row per factual (NaN where none was found)"
-        )
+    try:  # whatever the method returned is checked against the contract before it is scored
+        recourses = check_recourse_output(returned, factuals)
+    except ContractError as exc:
+        raise ContractError(f"{method.name}.generate: {exc}") from None
     return Recourse(recourses, None, fitted - start, generated - fitted)

@@ -326,8 +326,10 @@ def invalidation_vs_severity(
                     label=method,
                 )
             severities = np.sort(cells["severity"].unique())
+            set_severity_scale(ax, severities)
             if len(severities) <= 6:
                 ax.set_xticks(severities, [f"{s:g}" for s in severities])
+                ax.minorticks_off()
             if aligned:
                 if i < ncols:
                     ax.set_title(family)
@@ -343,6 +345,22 @@ def invalidation_vs_severity(
         )
         _method_legend(fig, styles, methods)
     return fig
+
+
+def set_severity_scale(ax: Axes, severities: np.ndarray) -> str:
+    """A logarithmic severity axis where the severities span more than a decade.
+
+    With a severity of 0 (no shift) among them the axis is symmetric-logarithmic, linear up to
+    the smallest positive severity, so 0 keeps its place. Returns the scale set.
+    """
+    positive = severities[severities > 0]
+    if len(positive) < 2 or positive.max() / positive.min() <= 10:
+        return "linear"
+    if (severities <= 0).any():
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+        return "symlog"
+    ax.set_xscale("log")
+    return "log"
 
 
 # -- 3. cost against invalidation -----------------------------------------------------------------

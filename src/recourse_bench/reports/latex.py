@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -219,8 +219,10 @@ def paper_table(
     summary = summary[summary["metric"] == metric]
     keys = _column_keys(rows, columns)
     shown = list(dict.fromkeys(rows["method_label"])) if methods is None else list(methods)
-    cells = _cells(summary, columns, keys, shown, digits, direction)
-    cells, notes = _annotate(rows, cells, metric, columns, shifted)
+    infeasible = _infeasible_seeds(results, columns, keys)
+    excluded = {cell for cell, _ in infeasible}
+    cells = _cells(summary, columns, keys, shown, digits, direction, excluded)
+    cells, notes = _annotate(rows, cells, metric, columns, shifted, infeasible)
     return PaperTable(
         metric=metric,
         higher_is_better=direction,
@@ -241,8 +243,13 @@ def _cells(
     methods: list[str],
     digits: int,
     direction: bool | None,
+    excluded: set[tuple[str, ...]] = frozenset(),  # type: ignore[assignment]
 ) -> pd.DataFrame:
-    """The grid of methods x columns with the summary's numbers, text and best marks."""
+    """The grid of methods x columns with the summary's numbers, text and best marks.
+
+    A cell in ``excluded`` (method, *key) is never marked best: its method returned
+    infeasible recourses there, so its numbers cover only part of its factuals.
+    """
     labels = [FIELDS[c] for c in columns]
     found = {}
     for entry in summary.itertuples(index=False):
@@ -275,13 +282,59 @@ def _cells(
     cells["best"] = False
     if direction is None or not columns:
         return cells
+    eligible = pd.Series(
+        [
+            (r[0], *r[1:]) not in excluded
+            for r in cells[["method", *columns]].itertuples(index=False)
+        ],
+        index=cells.index,
+    )
     for _, group in cells.groupby(list(columns), sort=False):
-        printed = group["mean"].dropna().map(lambda v: float(f"{v:.{digits}f}"))
-        if len(printed) < 2:  # nothing to compare with
+        if group["mean"].notna().sum() < 2:  # nothing to compare with
+            continue
+        printed = group["mean"][eligible[group.index]].dropna()
+        printed = printed.map(lambda v: float(f"{v:.{digits}f}"))
+        if printed.empty:
             continue
         target = printed.max() if direction else printed.min()
         cells.loc[printed.index[printed == target], "best"] = True
     return cells
+
+
+INFEASIBLE = (
+    "violations",
+    "the method returned recourses that break a constraint (see the violations table); they "
+    "count as not found, and its cells are never marked best",
+)
+
+
+def _infeasible_seeds(
+    results: pd.DataFrame, columns: tuple[str, ...], keys: list[tuple[str, ...]]
+) -> list[tuple[tuple[str, ...], int]]:
+    """The (cell, seed) pairs where the method returned a recourse that breaks a constraint.
+
+    A cell is (method, *key); ``violations`` is a static metric, so it applies to every shift
+    column of its dataset and model.
+    """
+    if "metric" not in results or not (results["metric"] == "violations").any():
+        return []
+    bad = results[
+        (results["metric"] == "violations").fillna(False).astype(bool)
+        & (results["status"] == "ok")
+        & (results["value"] > 0).fillna(False).astype(bool)
+    ]
+    found = []
+    for record in bad.itertuples(index=False):
+        values = record._asdict()
+        for key in keys:
+            fields = dict(zip(columns, key, strict=True))
+            if all(
+                str(values[FIELDS[name]]) == fields[name]
+                for name in ("dataset", "model")
+                if name in fields
+            ):
+                found.append(((str(values["method_label"]), *key), int(values["seed"])))
+    return found
 
 
 def _annotate(
@@ -290,8 +343,9 @@ def _annotate(
     metric: str,
     columns: tuple[str, ...],
     shifted: bool,
+    infeasible: list[tuple[tuple[str, ...], int]] = (),  # type: ignore[assignment]
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Mark every cell with a missing seed; one counted note per kind of missing result."""
+    """Mark every cell with a missing seed or an infeasible recourse; one counted note per kind."""
     labels = [FIELDS[c] for c in columns]
     own = rows[(rows["metric"] == metric).fillna(False).astype(bool)]
     ok = own[own["status"] == "ok"]
@@ -319,6 +373,8 @@ def _annotate(
         cell = (str(values["method_label"]), *(str(values[label]) for label in labels))
         reason = str(values["reason"]) if pd.notna(values["reason"]) else ""
         add((str(values["status"]), reason), cell, int(values["seed"]))
+    for cell, seed in infeasible:
+        add(INFEASIBLE, cell, seed)
     for (method, *key, seed), value in ok_seeds.items():
         if math.isnan(value):
             add(("undefined", "no value (e.g. an empty denominator)"), (method, *key), seed)
@@ -424,6 +480,13 @@ def _spans(keys: list[tuple[str, ...]], level: int) -> list[tuple[str, int, int]
     return runs
 
 
+NARROW_COLUMNS = 3
+"""Data columns that fit one column of a two-column paper: such a table is a plain ``table``."""
+
+WIDE_COLUMNS = 8
+"""Data columns beyond which a table with several datasets is split into one per dataset."""
+
+
 def to_latex(
     table: PaperTable,
     caption: str | None = None,
@@ -431,7 +494,13 @@ def to_latex(
     *,
     notes: bool = True,
 ) -> str:
-    r"""A complete booktabs ``table`` environment (needs only ``\usepackage{booktabs}``).
+    r"""The table as LaTeX booktabs environments that fit the page.
+
+    Up to :data:`NARROW_COLUMNS` data columns: one ``table`` (one column of a two-column
+    paper). Up to :data:`WIDE_COLUMNS`: one ``table*`` across the page, scaled down to the text
+    width where it is wider (``\resizebox``, never scaled up). More columns over several
+    datasets: one ``table*`` per dataset (labels ``<label>-<dataset>``), each scaled down where
+    needed. Needs ``\usepackage{booktabs}`` and, for the wide layouts, ``graphicx``.
 
     Parameters
     ----------
@@ -439,7 +508,7 @@ def to_latex(
         From :func:`paper_table`.
     caption : str, optional
         Plain text (LaTeX special characters are escaped); default ``table.caption``; "" omits
-        the caption.
+        the caption. A table split per dataset names the dataset after it.
     label : str, optional
         The ``\label`` (default ``tab:<metric>``); "" omits it.
     notes : bool
@@ -452,12 +521,46 @@ def to_latex(
     """
     caption = table.caption if caption is None else caption
     label = f"tab:{table.metric}" if label is None else label
+    datasets = list(dict.fromkeys(key[0] for key in table.keys)) if table.columns else []
+    if len(table.keys) <= WIDE_COLUMNS or table.columns[:1] != ("dataset",) or len(datasets) < 2:
+        return _environment(table, caption, label, notes)
+    parts = []
+    for dataset in datasets:
+        part = _one_dataset(table, dataset)
+        part_caption = f"{caption} Dataset: {dataset}." if caption else ""
+        part_label = f"{label}-{_label_safe(dataset)}" if label else ""
+        parts.append(_environment(part, part_caption, part_label, notes))
+    return "\n".join(parts)
+
+
+def _label_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.:" else "-" for c in text)
+
+
+def _one_dataset(table: PaperTable, dataset: str) -> PaperTable:
+    """The columns of one dataset, with the notes its cells mark."""
+    cells = table.cells[table.cells["dataset"] == dataset]
+    used = {m for marks in cells["marker"] for m in str(marks).split(",") if m}
+    return replace(
+        table,
+        keys=[key for key in table.keys if key[0] == dataset],
+        cells=cells,
+        notes=[(m, text) for m, text in table.notes if m in used],
+    )
+
+
+def _environment(table: PaperTable, caption: str, label: str, notes: bool) -> str:
+    """One booktabs environment: ``table`` when narrow, else a ``table*`` scaled to fit."""
     n = len(table.keys)
-    lines = [r"\begin{table}[t]", r"\centering"]
+    wide = n > NARROW_COLUMNS
+    env = "table*" if wide else "table"
+    lines = [rf"\begin{{{env}}}[t]", r"\centering"]
     if caption:
         lines.append(rf"\caption{{{escape_latex(caption)}}}")
     if label:
         lines.append(rf"\label{{{label}}}")
+    if wide:  # scaled down to the text width where wider, never up
+        lines.append(r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%")
     lines += [rf"\begin{{tabular}}{{l{'c' * n}}}", r"\toprule"]
     depth = len(table.columns)
     for level in range(depth - 1):
@@ -473,10 +576,12 @@ def to_latex(
         row = [_latex_cell(grid[(method, key)]) for key in table.keys]
         lines.append(" & ".join([escape_latex(method), *row]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
+    if wide:
+        lines.append("}")
     if notes and table.notes:
         text = "; ".join(rf"\textsuperscript{{{m}}}{escape_latex(t)}" for m, t in table.notes)
         lines += [r"\par\smallskip", rf"{{\footnotesize {text}.\par}}"]
-    lines.append(r"\end{table}")
+    lines.append(rf"\end{{{env}}}")
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,9 @@ counts them per method and reason, and the tables mark the cells they affect.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,8 @@ FORMATS = ("md", "tex", "pdf", "png")
 INDEX_FILE = "index.md"
 REPORT_FILE = "report.md"
 STATS_FILE = "paired-tests.csv"
+REPORT_ENTRIES = (INDEX_FILE, REPORT_FILE, "tables", "figures", "stats")
+"""What a report consists of in its folder: replaced together, never piecemeal."""
 ALPHA = 0.05
 SHOWN_TEST_COLUMNS = [
     *("dataset", "model", "shift", "metric", "method_a", "method_b"),
@@ -103,7 +108,9 @@ def write_report(
     results : pandas.DataFrame
         A results frame (see :mod:`recourse_bench.store`).
     out_dir : str or Path
-        The report folder (created if needed; files of the same names are replaced).
+        The report folder (created if needed). The report is written into a temporary folder
+        inside it and swapped in: every old report entry (:data:`REPORT_ENTRIES`) is replaced
+        as a whole, so no table or figure of an earlier report survives.
     title : str
         The report's title (the benchmark's name).
     formats : sequence of str
@@ -116,11 +123,60 @@ def write_report(
     duplicates : int
         Measurements that appeared in more than one source (the later one was kept).
     """
-    from .figures import write_figures  # matplotlib is imported only when a report is written
-
     formats = check_formats(formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    try:
+        _write_files(results, staging, title, formats, timings, sources, duplicates)
+        _swap_in(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / INDEX_FILE
+
+
+def remove_report(out_dir: str | Path) -> None:
+    """Remove a folder's report files (:data:`REPORT_ENTRIES`), leaving everything else."""
+    for name in REPORT_ENTRIES:
+        _remove(Path(out_dir) / name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace the report entries of ``out`` by those written in ``staging``, as a whole.
+
+    Each old entry is first moved aside (a rename), then the new one renamed into place, so no
+    file of an old report survives beside a new one, and a report that failed to be written
+    leaves the old one untouched.
+    """
+    aside = staging / ".replaced"
+    aside.mkdir()
+    for name in REPORT_ENTRIES:
+        old, new = out / name, staging / name
+        if old.exists() or old.is_symlink():
+            os.replace(old, aside / name)
+        if new.exists():
+            os.replace(new, old)
+
+
+def _write_files(
+    results: pd.DataFrame,
+    out: Path,
+    title: str,
+    formats: Sequence[str],
+    timings: list[dict[str, Any]] | None,
+    sources: Sequence[str],
+    duplicates: int,
+) -> None:
+    """Write every report file into ``out`` (a fresh staging folder)."""
+    from .figures import write_figures  # matplotlib is imported only when a report is written
+
     (out / REPORT_FILE).write_text(
         markdown_report(results, title=title, timings=timings), encoding="utf-8"
     )
@@ -137,7 +193,6 @@ def write_report(
     _write(
         out / INDEX_FILE, _index(results, title, tables, figures, tests, out, sources, duplicates)
     )
-    return out / INDEX_FILE
 
 
 def _write(path: Path, text: str) -> None:

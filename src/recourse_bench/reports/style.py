@@ -1,9 +1,10 @@
 """Figure style for papers: fonts and sizes for a two-column layout, and per-method styles.
 
 :func:`paper_style` applies the style through :func:`matplotlib.rc_context`, so nothing global is
-left changed when it exits. :class:`MethodStyles` fixes one colour and one marker per method
-label for a whole report: it is built once from every method label in the results, so a figure
-that shows only some of the methods still draws each of them as every other figure does.
+left changed when it exits. :class:`MethodStyles` gives one colour and one marker per method
+label, fixed across reports: the built-in methods have fixed places (:data:`BUILTIN_METHODS`),
+a plugin a place hashed from its name, so a method looks the same in every figure of every
+report, whichever other methods it is shown with.
 
 The palette is seaborn's colour-blind-safe ``colorblind`` palette (copied here, so that seaborn
 is not needed); the heat map's colour map, :data:`SEQUENTIAL_CMAP`, is perceptually uniform and
@@ -12,6 +13,7 @@ readable with colour-vision deficiencies.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -54,9 +56,6 @@ SEQUENTIAL_CMAP = "magma_r"
 
 MISSING_COLOR = "#e6e6e6"
 """Fill of a heat-map cell that has no value (no ok result)."""
-
-FALLBACK_COLOR = "#4d4d4d"
-FALLBACK_MARKER = "o"
 
 PAPER_RC: dict[str, Any] = {
     "figure.figsize": (ONE_COLUMN, 2.4),
@@ -148,18 +147,80 @@ def wrap_label(label: str, width: int = 24) -> str:
     return "\n".join(line for line in lines if line)
 
 
+BUILTIN_METHODS = (
+    "wachter",
+    "growing-spheres",
+    "nearest-neighbour",
+    "roar",
+    "probe",
+    "trex",
+    "genre",
+)
+"""The built-in methods in their fixed report order: method i gets colour i and marker i.
+
+A new built-in method is appended here (never inserted), so no method changes its look.
+"""
+
+N_STYLES = len(COLORBLIND) * len(MARKERS)
+
+
+def method_name(label: str) -> str:
+    """The method a label belongs to: ``wachter`` for ``wachter(lam=1.0)``."""
+    return label.split("(", 1)[0]
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def method_index(name: str) -> int:
+    """A method's place in the style table: its built-in position, or a stable hash of its name.
+
+    Plugins (names that are not built in) take a place after the built-ins chosen by a hash of
+    the name, so a plugin looks the same in every report, whatever else the report shows.
+    """
+    if name in BUILTIN_METHODS:
+        return BUILTIN_METHODS.index(name)
+    spare = N_STYLES - len(BUILTIN_METHODS)
+    return len(BUILTIN_METHODS) + _stable_hash(name) % spare
+
+
+def label_style(label: str) -> tuple[str, str]:
+    """The (colour, marker) of a method label, the same in every report.
+
+    Method i takes colour ``i % 10`` and marker ``(i + i // 10) % 10``, so (colour, marker)
+    pairs stay distinct for 100 methods. A label with parameters (``wachter(lam=1.0)``) keeps
+    its method's colour and takes another marker, chosen by a stable hash of the label.
+    """
+    name = method_name(label)
+    i = method_index(name)
+    marker = (i + i // len(COLORBLIND)) % len(MARKERS)
+    if label != name:
+        marker = (marker + 1 + _stable_hash(label) % (len(MARKERS) - 1)) % len(MARKERS)
+    return COLORBLIND[i % len(COLORBLIND)], MARKERS[marker]
+
+
+def label_order(label: str) -> tuple[int, str, str]:
+    """Sort key of method labels: built-in methods in their order, then plugins by name."""
+    name = method_name(label)
+    builtin = name in BUILTIN_METHODS
+    return (BUILTIN_METHODS.index(name) if builtin else len(BUILTIN_METHODS), name, label)
+
+
 @dataclass(frozen=True)
 class MethodStyles:
-    """One colour and one marker per method label, fixed for every figure of a report.
+    """One colour and one marker per method label, the same in every figure and every report.
 
-    Build it once from all results with :meth:`from_results` (or from the labels with
-    :meth:`from_labels`) and pass it to every figure. Methods are numbered in sorted order; a
-    label it does not know is drawn in a neutral grey with a circle.
+    The look of a label depends on the label alone (:func:`label_style`): the built-in methods
+    have fixed places, a plugin a place hashed from its name. Build it once per report from all
+    results with :meth:`from_results` (or from the labels with :meth:`from_labels`) to fix the
+    order of methods in legends and heat maps: built-in methods in their order, then plugins by
+    name (:func:`label_order`).
 
     Attributes
     ----------
     labels : tuple of str
-        The sorted method labels; also the order of methods in legends and heat maps.
+        The method labels in the report's order.
     colors : dict
         Method label -> colour (hex string).
     markers : dict
@@ -172,15 +233,11 @@ class MethodStyles:
 
     @classmethod
     def from_labels(cls, labels: Iterable[str]) -> MethodStyles:
-        """Styles for the sorted distinct ``labels`` (missing values are ignored)."""
-        unique = sorted({str(label) for label in labels if isinstance(label, str)})
-        colors = {}
-        markers = {}
-        for i, label in enumerate(unique):
-            colors[label] = COLORBLIND[i % len(COLORBLIND)]
-            # shift the marker by one every full turn of the palette: (colour, marker) stays
-            # unique for up to len(COLORBLIND) * len(MARKERS) methods
-            markers[label] = MARKERS[(i + i // len(COLORBLIND)) % len(MARKERS)]
+        """Styles for the distinct ``labels``, in the report's order (missing values ignored)."""
+        unique = sorted({str(label) for label in labels if isinstance(label, str)}, key=label_order)
+        looks = {label: label_style(label) for label in unique}
+        colors = {label: look[0] for label, look in looks.items()}
+        markers = {label: look[1] for label, look in looks.items()}
         return cls(tuple(unique), colors, markers)
 
     @classmethod
@@ -192,17 +249,16 @@ class MethodStyles:
 
     def color(self, label: str) -> str:
         """The colour of a method label."""
-        return self.colors.get(label, FALLBACK_COLOR)
+        return self.colors.get(label) or label_style(label)[0]
 
     def marker(self, label: str) -> str:
         """The marker of a method label."""
-        return self.markers.get(label, FALLBACK_MARKER)
+        return self.markers.get(label) or label_style(label)[1]
 
     def order(self, labels: Iterable[str]) -> list[str]:
-        """The distinct ``labels`` in the report's order (unknown labels last, sorted)."""
+        """The distinct ``labels`` in the report's order."""
         present = {str(label) for label in labels if isinstance(label, str)}
-        known = [label for label in self.labels if label in present]
-        return known + sorted(present - set(self.labels))
+        return sorted(present, key=label_order)
 
     def handles(self, labels: Iterable[str], wrap: int = 28) -> list[Line2D]:
         """Legend handles (marker and line in the method's colour) for ``labels``.

@@ -18,7 +18,9 @@ from scipy import stats
 
 CELL = ["dataset_label", "model_label", "method_label"]
 ROW = [*CELL, "shift_label"]
-PREFERRED_ORDER = ("invalidation-rate", "validity", "coverage", "cost-l1")
+PREFERRED_ORDER = ("invalidation-rate", "validity", "coverage", "cost-l1", "violations")
+SUMMARY_METRICS = ("invalidation-rate", "validity", "cost-l1", "violations")
+"""The columns of the terminal summary, where measured."""
 
 
 def registered_metric(name: str) -> Any:
@@ -113,7 +115,11 @@ def invalidation_table(results: pd.DataFrame) -> pd.DataFrame:
     seeds = results[results["shift_label"].notna()].groupby(ROW)["seed"].nunique()
     table = table.merge(seeds.rename("seeds").reset_index(), on=ROW, how="left")
     notes = _problems(results)
-    table["note"] = [notes.get(tuple(r), "") for r in table[ROW].itertuples(index=False)]
+    infeasible = _infeasible(results)
+    table["note"] = [
+        "; ".join(n for n in (notes.get(tuple(r), ""), infeasible.get(tuple(r[:-1]), "")) if n)
+        for r in table[ROW].itertuples(index=False)
+    ]
     columns = [*ROW, *[m for m in metrics if m in table.columns], "seeds", "note"]
     sort = [*CELL, *order, "shift_label"]
     table = table.sort_values(sort, kind="mergesort")[columns].reset_index(drop=True)
@@ -136,6 +142,20 @@ def _problems(results: pd.DataFrame) -> dict[tuple, str]:
         first = group.iloc[0]
         notes[key] = f"{first['status']} ({group['seed'].nunique()} seed(s)): {first['reason']}"
     return notes
+
+
+def _infeasible(results: pd.DataFrame) -> dict[tuple, str]:
+    """Per (dataset, model, method), a note where the method returned infeasible recourses."""
+    bad = results[
+        (results["metric"] == "violations").fillna(False).astype(bool)
+        & (results["status"] == "ok")
+        & (results["value"] > 0).fillna(False).astype(bool)
+    ]
+    return {
+        key: f"infeasible recourses, counted as not found ({group['seed'].nunique()} seed(s)): "
+        f"{group.iloc[0]['reason']}"
+        for key, group in bad.groupby(CELL, sort=True)
+    }
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -198,3 +218,35 @@ def markdown_report(
             f"thread per worker).\n\n{to_markdown(timing_table(timings))}"
         )
     return text
+
+
+def terminal_summary(results: pd.DataFrame, title: str = "recourse-bench") -> str:
+    """A few lines for the terminal: per method, each headline metric averaged over all cells.
+
+    A cell's value is its mean over seeds (update metrics first averaged over the updated
+    models); the summary averages those over every (dataset, model, shift) cell the method has,
+    so it reads "how does this method do across the study". ``not ok`` counts the method's rows
+    that were skipped, failed or timed out. The full tables stay in ``report.md``.
+    """
+    summary = summarise(results)
+    shown = [m for m in SUMMARY_METRICS if m in set(summary["metric"])]
+    per_method = summary[summary["metric"].isin(shown)].pivot_table(
+        index="method_label", columns="metric", values="mean", aggfunc="mean", sort=False
+    )
+    methods = list(dict.fromkeys(results["method_label"].dropna()))
+    bad = results[results["status"] != "ok"].groupby("method_label")["status"].size()
+    rows = []
+    for method in methods:
+        values = per_method.loc[method] if method in per_method.index else pd.Series(dtype=float)
+        cells = [
+            f"{values[m]:.3f}" if m in values and pd.notna(values[m]) else "n/a" for m in shown
+        ]
+        rows.append([method, *cells, int(bad.get(method, 0))])
+    table = pd.DataFrame(rows, columns=["method", *shown, "not ok"])
+    cells = results.dropna(subset=["shift_label"])[ROW].drop_duplicates()
+    head = (
+        f"{title}: {len(methods)} method(s); each value is the mean over "
+        f"{cells[['dataset_label', 'model_label', 'shift_label']].drop_duplicates().shape[0]} "
+        "(dataset, model, shift) cells of the per-cell mean over seeds."
+    )
+    return f"{head}\n\n{to_markdown(table)}"

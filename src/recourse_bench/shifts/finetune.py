@@ -70,6 +70,10 @@ class Finetune(Shift):
         self.data = data
         self.n_models = n_models
 
+    def reads_future(self) -> bool:
+        """Whether the updates read the future split."""
+        return self.data == "future"
+
     def validate_params(self) -> None:
         """``severity`` a number >= 0, ``data`` train or future, ``n_models`` positive."""
         self.check_param("severity", "float", low=0)

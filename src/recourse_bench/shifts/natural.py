@@ -57,6 +57,10 @@ class Natural(Shift):
     def __init__(self, n_models: int = 5):
         self.n_models = n_models
 
+    def reads_future(self) -> bool:
+        """Whether the updates read the future split."""
+        return True
+
     def validate_params(self) -> None:
         """``n_models`` must be a positive integer."""
         self.check_param("n_models", "int", low=1)

@@ -84,6 +84,10 @@ class NewData(ResamplingShift):
         self.severity = severity
         self.n_models = n_models
 
+    def reads_future(self) -> bool:
+        """Whether the updates read the future split."""
+        return True
+
     def validate_params(self) -> None:
         """``severity`` in [0, 1], ``n_models`` a positive integer."""
         self.check_param("severity", "float", low=0, high=1)

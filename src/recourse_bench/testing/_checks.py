@@ -18,7 +18,16 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from ..api import DataError, NotFittedError, RecourseMethod, Schema, same_value
+from ..api import (
+    ContractError,
+    DataError,
+    NotFittedError,
+    RecourseMethod,
+    Schema,
+    check_recourse_output,
+    contract_message,
+    same_value,
+)
 from ._problem import ToyProblem
 
 #: Least share of the toy factuals that must get a recourse (see :func:`check_valid_recourses`).
@@ -55,7 +64,7 @@ def _check(needs_model: bool = True) -> Callable[[Check], Check]:
 
 def _fail(expected: str, got: str, fix: str) -> CheckFailed:
     """A failure with the three parts every message has."""
-    return CheckFailed(f"expected {expected}; got {got}. To fix: {fix}")
+    return CheckFailed(contract_message(expected, got, fix))
 
 
 def _rows(mask: np.ndarray, limit: int = 5, noun: bool = False) -> str:
@@ -317,26 +326,17 @@ def check_inputs_not_mutated(method: RecourseMethod, problem: ToyProblem) -> Non
 # ------------------------------------------------------------------------------------ output
 @_check()
 def check_output_shape(method: RecourseMethod, problem: ToyProblem) -> None:
-    """``generate`` returns a float ndarray of shape (n, d); each row all finite or all NaN."""
+    """``generate`` returns a float ndarray of shape (n, d); each row all finite or all NaN.
+
+    This is :func:`recourse_bench.api.check_recourse_output`, by which the harness judges
+    every method's output in a run too.
+    """
     _fit(method, problem)
     factuals = problem.factuals.copy()
-    out = method.generate(factuals)
-    fix = "return np.full_like(X, np.nan) filled with a recourse in each row where one was found"
-    if not isinstance(out, np.ndarray):
-        raise _fail("generate(X) to return a numpy array", type(out).__name__, fix)
-    if out.shape != factuals.shape:
-        raise _fail(f"an output of shape {factuals.shape} (n, d)", f"shape {out.shape}", fix)
-    if not np.issubdtype(out.dtype, np.floating):
-        raise _fail("a float array (NaN marks a missing recourse)", f"dtype {out.dtype}", fix)
-    finite = np.isfinite(out).all(axis=1)
-    missing = np.isnan(out).all(axis=1)
-    broken = ~(finite | missing)
-    if broken.any():
-        raise _fail(
-            "each row to be all finite (a recourse) or all NaN (none found)",
-            f"{_rows(broken, noun=True)} partly NaN or infinite",
-            "set a whole row to NaN where no recourse was found: X_cf[~found] = np.nan",
-        )
+    try:
+        check_recourse_output(method.generate(factuals), factuals)
+    except ContractError as exc:
+        raise CheckFailed(str(exc)) from None
 
 
 @_check()
@@ -370,48 +370,18 @@ def _relaxed(schema: Schema) -> Schema:
 def check_feasible(method: RecourseMethod, problem: ToyProblem) -> None:
     """Every recourse keeps the bounds, the directions, the one-hot groups and the integer grid.
 
-    Immutable columns are left to :func:`check_immutables_kept`, so that each fault fails one
-    check.
+    Judged by :meth:`recourse_bench.api.Schema.broken_constraints`, as the harness judges every
+    recourse of a run. Immutable columns are left to :func:`check_immutables_kept`, so that
+    each fault fails one check.
     """
-    out, found = _recourses(method, problem)
+    out, _ = _recourses(method, problem)
     schema, factuals = problem.schema, problem.factuals
-    X, R = factuals[found], out[found]
-    rows = np.flatnonzero(found)
-    problems: list[str] = []
-    lo, hi = _relaxed(schema).bounds_for(X)
-    outside = (R < lo - 1e-6) | (R > hi + 1e-6)
-    if outside.any():
-        i, j = map(int, np.argwhere(outside)[0])
-        name, direction = schema.features[j], schema.direction[j]
-        if direction and schema.lower[j] <= R[i, j] <= schema.upper[j]:
-            way = "increase" if direction > 0 else "decrease"
-            what = f"may only {way} but went {X[i, j]:g} -> {R[i, j]:g}"
-        else:
-            what = f"= {R[i, j]:g} outside [{schema.lower[j]:g}, {schema.upper[j]:g}]"
-        problems.append(
-            f"{outside.any(axis=1).sum()} recourses break a bound or direction "
-            f"(row {rows[i]}: {name} {what})"
-        )
-    for group in schema.groups:
-        block = R[:, list(group)]
-        ok = np.isclose(block.sum(axis=1), 1.0) & np.isin(block, (0.0, 1.0)).all(axis=1)
-        if not ok.all():
-            i = int(np.flatnonzero(~ok)[0])
-            names = ", ".join(schema.features[j] for j in group)
-            problems.append(
-                f"{(~ok).sum()} recourses break the one-hot group {names} "
-                f"(row {rows[i]} holds {np.round(block[i], 3).tolist()})"
-            )
-    steps = np.asarray(schema.steps, dtype=float)
-    for j in np.flatnonzero(steps > 0):
-        units = (R[:, j] - schema.lower[j]) / steps[j]
-        off = ~np.isclose(units, np.round(units), rtol=0, atol=1e-6)
-        if off.any():
-            i = int(np.flatnonzero(off)[0])
-            problems.append(
-                f"{off.sum()} recourses put the integer column {schema.features[j]} off its grid "
-                f"of step {steps[j]:g} (row {rows[i]}: {R[i, j]:g})"
-            )
+    broken = _relaxed(schema).broken_constraints(out, factuals)
+    problems = [
+        _broken_example(kind, cells, schema, factuals, out)
+        for kind, cells in broken.items()
+        if cells.any()
+    ]
     if problems:
         raise _fail(
             "recourses inside schema.bounds_for(X), with one-hot groups of one 1 and integer "
@@ -420,6 +390,35 @@ def check_feasible(method: RecourseMethod, problem: ToyProblem) -> None:
             "project candidates with schema.snap(X_cf, X), which clips to the bounds and "
             "directions and rounds integers and one-hot groups",
         )
+
+
+def _broken_example(
+    kind: str, cells: np.ndarray, schema: Schema, factuals: np.ndarray, out: np.ndarray
+) -> str:
+    """How many recourses break one kind of constraint, and the first of them."""
+    i, j = map(int, np.argwhere(cells)[0])
+    name, before, after = schema.features[j], factuals[i, j], out[i, j]
+    count = int(cells.any(axis=1).sum())
+    if kind == "direction":
+        way = "increase" if schema.direction[j] > 0 else "decrease"
+        return (
+            f"{count} recourses break a direction (row {i}: {name} may only {way} but went "
+            f"{before:g} -> {after:g})"
+        )
+    if kind == "bound":
+        return (
+            f"{count} recourses break a bound (row {i}: {name} = {after:g} outside "
+            f"[{schema.lower[j]:g}, {schema.upper[j]:g}])"
+        )
+    if kind == "one-hot":
+        group = next(g for g in schema.groups if j in g)
+        names = ", ".join(schema.features[k] for k in group)
+        block = np.round(out[i, list(group)], 3).tolist()
+        return f"{count} recourses break the one-hot group {names} (row {i} holds {block})"
+    return (
+        f"{count} recourses put the integer column {name} off its grid of step "
+        f"{schema.steps[j]:g} (row {i}: {after:g})"
+    )
 
 
 @_check()

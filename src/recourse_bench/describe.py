@@ -1,0 +1,104 @@
+"""What ``recourse-bench list KIND NAME`` prints about one plugin.
+
+The summary is the first paragraph of the plugin's docstring; the parameters are those of its
+``__init__`` with their defaults, and the type and allowed values its numpydoc ``Parameters``
+section gives (``cost : {"l1", "l2"}, default "l1"``). Metrics show their stage, direction and
+bounds; methods what they need from a model; datasets their size and natural shift.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+from . import registry
+from .api import Component, Metric, RecourseMethod
+
+_HEADING = re.compile(r"^(\w[\w ]*)\n-{3,}$", re.MULTILINE)
+_ENTRY = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*:\s*(.*)$")
+_DEFAULT = re.compile(r",?\s*(?:default|optional)\b.*$")
+
+
+def docstring_sections(doc: str) -> dict[str, str]:
+    """A numpydoc docstring's sections by heading; its first paragraph is ``summary``."""
+    doc = inspect.cleandoc(doc or "")
+    parts = _HEADING.split(doc)
+    sections = {"summary": parts[0].strip().split("\n\n")[0]}
+    for heading, body in zip(parts[1::2], parts[2::2], strict=True):
+        sections[heading.strip()] = body.strip("\n")
+    return sections
+
+
+def parameter_docs(doc: str) -> dict[str, tuple[str, str]]:
+    """Per parameter of a numpydoc ``Parameters`` section: (type line, first description line)."""
+    found: dict[str, tuple[str, str]] = {}
+    current: list[str] = []
+    for line in docstring_sections(doc).get("Parameters", "").splitlines():
+        match = _ENTRY.match(line) if line and not line[0].isspace() else None
+        if match:
+            current = [n.strip() for n in match.group(1).split(",")]
+            kind = _DEFAULT.sub("", match.group(2)).strip()
+            for name in current:
+                found[name] = (kind, "")
+        elif line.strip() and current:
+            for name in current:
+                kind, text = found[name]
+                if not text:
+                    found[name] = (kind, line.strip())
+    return found
+
+
+def describe(kind: str, name: str) -> str:
+    """The description of a registered plugin, for the terminal."""
+    plugin = registry.get(kind, name)
+    if isinstance(plugin, Metric):
+        return _describe_metric(plugin)
+    doc = inspect.getdoc(plugin) or ""
+    lines = [f"{kind} {name} ({plugin.__module__}.{plugin.__qualname__})", ""]
+    summary = docstring_sections(doc)["summary"]
+    lines += [summary or "(no docstring)", ""]
+    lines += _capabilities(plugin)
+    lines.append("parameters:" if plugin.param_names() else "parameters: none")
+    documented: dict[str, tuple[str, str]] = {}
+    for cls in reversed(plugin.__mro__):  # a subclass's words win over its base class's
+        documented.update(parameter_docs(cls.__doc__ or ""))
+    defaults = plugin.param_defaults()
+    for param in plugin.param_names():
+        default = repr(defaults[param]) if param in defaults else "(required)"
+        kind_line, text = documented.get(param, ("", ""))
+        lines.append(f"  {param} = {default}" + (f"    [{kind_line}]" if kind_line else ""))
+        if text:
+            lines.append(f"      {text}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _capabilities(plugin: type[Component]) -> list[str]:
+    """What a method needs from a model, or a dataset's size and natural shift."""
+    lines = []
+    if issubclass(plugin, RecourseMethod):
+        tags = plugin.tags
+        needs = [
+            label
+            for flag, label in (
+                (tags.requires_differentiable, "gradients (a differentiable model)"),
+                (tags.requires_linear, "a linear model"),
+            )
+            if flag
+        ]
+        lines.append(f"needs: {', '.join(needs) or 'predictions only'}")
+        lines.append(f"trains on the data: {'yes' if tags.trains else 'no'}")
+    info: Any = getattr(plugin, "info", None)
+    if info is not None:
+        lines.append(f"data: {info.summary}; licence {info.licence}")
+    return [*lines, ""] if lines else []
+
+
+def _describe_metric(metric: Metric) -> str:
+    direction = "higher" if metric.higher_is_better else "lower"
+    doc = docstring_sections(metric.func.__doc__ or "")["summary"]
+    return (
+        f"metric {metric.name} ({metric.func.__module__}.{metric.func.__qualname__})\n\n"
+        f"{doc}\n\nstage: {metric.stage}; {direction} is better; bounds "
+        f"[{metric.bounds[0]:g}, {metric.bounds[1]:g}]\n"
+    )
