@@ -229,7 +229,7 @@ def test_check_method_raises_with_every_unexpected_failure():
     with pytest.raises(AssertionError) as info:
         check_method(LeakyNeighbour())
     report = str(info.value)
-    assert "failed 3 of 14 conformance checks" in report
+    assert f"failed 3 of {len(CHECKS)} conformance checks" in report
     for name in LEAKY_FAILS:
         assert f"- {name}: expected" in report
     assert "check_valid_recourses" not in report
@@ -319,7 +319,8 @@ def test_expected_failures_are_strict():
     del partial["check_no_global_rng"]
     with pytest.raises(AssertionError) as info:
         check_method(LeakyNeighbour(), expected_failed_checks=partial)
-    assert "failed 1 of 14" in str(info.value) and "check_no_global_rng" in str(info.value)
+    message = str(info.value)
+    assert f"failed 1 of {len(CHECKS)}" in message and "check_no_global_rng" in message
     assert "check_immutables_kept" not in str(info.value)
 
     stale = {"check_valid_recourses": "thought it never found one"}
@@ -376,7 +377,27 @@ def test_parametrize_with_checks_runs_each_check(method, check):
 
 
 def test_a_check_that_does_not_apply_skips_the_test():
-    method, check = parametrize_with_checks([NearestNeighbour()]).mark.args[1][11].values
+    index = list(CHECKS).index("check_batch_invariance")
+    method, check = parametrize_with_checks([NearestNeighbour()]).mark.args[1][index].values
     assert check.name == "check_batch_invariance"
     with pytest.raises(pytest.skip.Exception, match="batch_invariant = True"):
         check(method)
+
+
+class HiddenWachter(NearestNeighbour):
+    """Obtains Wachter from the registry in fit, without declaring it in ``uses``."""
+
+    def fit(self, model, splits):
+        registry.get("method", "wachter")
+        return super().fit(model, splits)
+
+
+def test_a_component_obtained_from_the_registry_must_be_declared():
+    hidden = run_check(HiddenWachter(), "check_declared_uses")
+    assert hidden.status == "failed"
+    assert "add `uses = (('method', 'wachter'),)` to HiddenWachter" in hidden.message
+
+    class DeclaredWachter(HiddenWachter):
+        uses = (("method", "wachter"),)
+
+    assert run_check(DeclaredWachter(), "check_declared_uses").status == "passed"

@@ -406,6 +406,9 @@ class Component(BaseEstimator):
     """
 
     name: ClassVar[str] = ""
+    #: Components this one obtains from the registry, e.g. ``(("method", "wachter"),)``: their
+    #: code is part of this component's cache keys (see ``registry.component_version``).
+    uses: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @classmethod
     def param_names(cls) -> list[str]:

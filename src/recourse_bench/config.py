@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from . import registry
-from .api import Component, ConfigError, Metric, same_value
+from .api import Component, ConfigError, same_value
 
 COMPONENT_SECTIONS = {
     "datasets": "dataset",
@@ -104,7 +104,7 @@ class ComponentSpec:
         return {"name": self.name, "params": {k: _jsonable(v) for k, v in self.params}}
 
     def code_version(self) -> str:
-        """Hash of the plugin's source (see :func:`registry.code_version`), once per process."""
+        """The plugin's code version (:func:`registry.component_version`), once per process."""
         return _code_version(self.kind, self.name)
 
 
@@ -116,8 +116,7 @@ def _label(spec: ComponentSpec) -> str:
 
 @cache
 def _code_version(kind: str, name: str) -> str:
-    plugin = registry.get(kind, name)
-    return registry.code_version(plugin.func if isinstance(plugin, Metric) else plugin)
+    return registry.component_version(kind, name)
 
 
 @dataclass(frozen=True)

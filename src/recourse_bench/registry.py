@@ -13,6 +13,7 @@ middle of a run.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -23,7 +24,7 @@ import inspect
 import sys
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -223,12 +224,15 @@ def get(kind: str, name: str) -> Any:
     _check_kind(kind)
     load_plugins()
     try:
-        return _REGISTRY[kind][name]
+        plugin = _REGISTRY[kind][name]
     except KeyError:
         valid = available(kind)
         raise UnknownNameError(
             f"Unknown {kind} {name!r}; {suggest(name, valid)}valid {kind}s: {', '.join(valid)}"
         ) from None
+    for looked_up in _TRACES:
+        looked_up.add((kind, name))
+    return plugin
 
 
 def available(kind: str) -> list[str]:
@@ -412,13 +416,40 @@ def _fix(exc: BaseException) -> str:
     return "fix the plugin file (run with --debug for the traceback)"
 
 
-def code_version(obj: Any) -> str:
-    """A hash of the source of ``obj``'s module and of every recourse-bench module it uses.
+INFRASTRUCTURE = (
+    "recourse_bench",
+    "recourse_bench.registry",
+    "recourse_bench.config",
+    "recourse_bench.cli",
+    "recourse_bench.store",
+    "recourse_bench.provenance",
+    "recourse_bench.describe",
+    "recourse_bench.harness",
+    "recourse_bench.reports",
+    "recourse_bench.testing",
+)
+"""Modules (and packages) that never enter a code version: how results are found, run, stored
+and shown, not what they are. Editing one of them recomputes nothing."""
 
-    The modules used are followed transitively through the module's globals (imported modules,
-    classes and functions), so editing a helper invalidates everything built on it while editing
-    one plugin leaves the others alone. Only sources count, not where a file lies. Cache keys
-    include it.
+
+def is_infrastructure(name: str) -> bool:
+    """Whether the module ``name`` is (inside) one of :data:`INFRASTRUCTURE`."""
+    return any(
+        name == prefix or (prefix != "recourse_bench" and name.startswith(prefix + "."))
+        for prefix in INFRASTRUCTURE
+    )
+
+
+def code_version(obj: Any) -> str:
+    """A hash of the source of ``obj``'s module and of every module whose code it runs.
+
+    The modules are followed transitively through the module's globals (imported modules,
+    classes and functions) among recourse-bench's own and the plugin file's, except the
+    :data:`INFRASTRUCTURE` (the registry, config, command line, harness, store, reports), which
+    decides how results are computed and kept but not what they are. ``obj``'s own module
+    always counts, even where it is infrastructure (the harness's stage functions). Only
+    sources count, not where a file lies. Components obtained from the registry are not
+    globals: :func:`component_version` adds those a plugin declares in ``uses``.
     """
     module = inspect.getmodule(obj)
     if module is None:
@@ -435,7 +466,10 @@ def _module_version(module: types.ModuleType) -> str:
 
 
 def _modules_used(module: types.ModuleType) -> dict[str, types.ModuleType]:
-    """``module`` and the recourse-bench (or plugin) modules it reaches through its globals."""
+    """``module`` and the recourse-bench (or plugin) modules it reaches through its globals.
+
+    The walk does not enter :data:`INFRASTRUCTURE` modules.
+    """
     found = {module.__name__: module}
     pending = [module]
     while pending:
@@ -443,10 +477,73 @@ def _modules_used(module: types.ModuleType) -> dict[str, types.ModuleType]:
             used = value if isinstance(value, types.ModuleType) else inspect.getmodule(value)
             if used is None or used.__name__ in found:
                 continue
-            if used.__name__.startswith(("recourse_bench", module.__name__)):
+            own = used.__name__.startswith(("recourse_bench", module.__name__))
+            if own and not is_infrastructure(used.__name__):
                 found[used.__name__] = used
                 pending.append(used)
     return found
+
+
+def uses(plugin: Any) -> tuple[tuple[str, str], ...]:
+    """The components a plugin obtains from the registry, as it declares them (``uses``)."""
+    return tuple(getattr(plugin, "uses", ()) or ())
+
+
+def component_version(kind: str, name: str) -> str:
+    """The code version of a registered component: its own and that of every one it uses.
+
+    A plugin that obtains another from the registry (T-Rex starts from Wachter's recourse)
+    declares it in the class attribute ``uses = (("method", "wachter"),)``; the conformance kit
+    checks that every component a method obtains during ``fit`` and ``generate`` is declared.
+    """
+    return _component_version(kind, name, ())
+
+
+def _component_version(kind: str, name: str, seen: tuple[tuple[str, str], ...]) -> str:
+    if (kind, name) in seen:
+        raise RecourseBenchError(
+            f"{kind} {name!r} uses itself through {' -> '.join(n for _, n in seen)}; "
+            "remove the cycle from the plugins' `uses`"
+        )
+    plugin = get(kind, name)
+    parts = [code_version(_definition(plugin))]
+    for used_kind, used_name in sorted(uses(plugin)):
+        parts.append(_component_version(used_kind, used_name, (*seen, (kind, name))))
+    if len(parts) == 1:
+        return parts[0]
+    return hashlib.sha256("-".join(parts).encode()).hexdigest()[:16]
+
+
+def dependencies(kind: str, name: str) -> dict[str, list[str]]:
+    """What a component's code version covers: its modules and the components it uses.
+
+    Returns ``{"modules": [...], "uses": ["kind:name", ...]}`` (sorted), the used components'
+    own modules included in ``modules``.
+    """
+    plugin = get(kind, name)
+    module = inspect.getmodule(_definition(plugin))
+    modules = set(_modules_used(module)) if module is not None else set()
+    used = []
+    for used_kind, used_name in sorted(uses(plugin)):
+        used.append(f"{used_kind}:{used_name}")
+        inner = dependencies(used_kind, used_name)
+        modules |= set(inner["modules"])
+        used += inner["uses"]
+    return {"modules": sorted(modules), "uses": sorted(set(used))}
+
+
+_TRACES: list[set[tuple[str, str]]] = []
+
+
+@contextlib.contextmanager
+def trace_lookups() -> Iterator[set[tuple[str, str]]]:
+    """Record every (kind, name) that :func:`get` returns within the block."""
+    looked_up: set[tuple[str, str]] = set()
+    _TRACES.append(looked_up)
+    try:
+        yield looked_up
+    finally:
+        _TRACES.remove(looked_up)
 
 
 def _module_source(module: types.ModuleType) -> bytes:

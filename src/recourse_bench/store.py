@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +27,47 @@ RUN_FILE = "run.json"
 METADATA_KEY = b"recourse_bench"
 STATUSES = ("ok", "skipped", "error", "timeout")
 
-COLUMNS: dict[str, str] = {
-    "dataset": "string",
-    "dataset_label": "string",
-    "model": "string",
-    "model_label": "string",
-    "method": "string",
-    "method_label": "string",
-    "shift": "string",
-    "shift_label": "string",
-    "severity": "float64",
-    "seed": "int64",
-    "draw": "Int64",
-    "metric": "string",
-    "value": "float64",
-    "n": "Int64",
-    "status": "string",
-    "reason": "string",
-    "dataset_params": "string",
-    "model_params": "string",
-    "method_params": "string",
-    "shift_params": "string",
-}
+
+def _column(dtype: str) -> Any:
+    return field(metadata={"dtype": dtype})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a cell has no value: ``skipped`` (it does not apply), ``error`` or ``timeout``."""
+
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measurement: the row type of the results table (its columns, in order, and dtypes)."""
+
+    dataset: str = _column("string")
+    dataset_label: str = _column("string")
+    model: str = _column("string")
+    model_label: str = _column("string")
+    method: str = _column("string")
+    method_label: str = _column("string")
+    shift: str | None = _column("string")
+    shift_label: str | None = _column("string")
+    severity: float = _column("float64")
+    seed: int = _column("int64")
+    draw: int | None = _column("Int64")
+    metric: str | None = _column("string")
+    value: float = _column("float64")
+    n: int | None = _column("Int64")
+    status: str = _column("string")
+    reason: str = _column("string")
+    dataset_params: str = _column("string")
+    model_params: str = _column("string")
+    method_params: str = _column("string")
+    shift_params: str = _column("string")
+
+
+COLUMNS: dict[str, str] = {f.name: f.metadata["dtype"] for f in fields(Row)}
+"""Column -> pandas dtype of the results table, from :class:`Row`."""
 
 
 RUN_CELL = ["dataset_label", "model_label", "method_label", "seed"]
@@ -58,9 +78,26 @@ MEASUREMENT = [
 ]
 
 
-def to_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
-    """Rows (dicts) -> a typed, validated, deterministically sorted results frame."""
-    return _typed(pd.DataFrame(list(rows), columns=list(COLUMNS)))
+def to_frame(rows: Sequence[Row | Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows -> a typed, validated, deterministically sorted results frame.
+
+    Each row is a :class:`Row`, or a mapping with exactly the columns of :data:`COLUMNS` (a
+    missing or unexpected key is a :class:`DataError`, never dropped silently).
+    """
+    names = list(COLUMNS)
+    records = []
+    for row in rows:
+        if isinstance(row, Row):
+            records.append(tuple(getattr(row, name) for name in names))
+            continue
+        if set(row) != set(names):
+            missing = ", ".join(c for c in names if c not in row) or "none"
+            unexpected = ", ".join(str(c) for c in row if c not in COLUMNS) or "none"
+            raise DataError(
+                f"a results row has missing ({missing}) or unexpected ({unexpected}) keys"
+            )
+        records.append(tuple(row[name] for name in names))
+    return _typed(pd.DataFrame.from_records(records, columns=names))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,9 +15,27 @@ from dataclasses import dataclass
 from ..api import DataError
 from ..config import BenchmarkConfig, ComponentSpec
 from ..datasets import _files as files
+from ..store import Failure
 
 STAGES = ("base", "updates", "recourse")
 """The kinds of unit, in the order the waves run."""
+
+
+@dataclass(frozen=True, order=True)
+class BaseKey:
+    """A base model of the matrix: a (dataset, model, seed)."""
+
+    dataset: ComponentSpec
+    model: ComponentSpec
+    seed: int
+
+
+@dataclass(frozen=True, order=True)
+class ShiftKey:
+    """The updated models of one shift on a base model."""
+
+    base: BaseKey
+    shift: ComponentSpec
 
 
 @dataclass(frozen=True)
@@ -31,8 +49,8 @@ class Task:
     method: ComponentSpec | None = None
     shift: ComponentSpec | None = None
     shifts: tuple[ComponentSpec, ...] = ()
-    # shifts without updated models: (shift, status "error" or "skipped", reason)
-    failed: tuple[tuple[ComponentSpec, str, str], ...] = ()
+    # a recourse unit's shifts without updated models, with why
+    failed: tuple[tuple[ComponentSpec, Failure], ...] = ()
 
     def describe(self) -> str:
         """A short human description for error messages."""
@@ -45,55 +63,59 @@ class Task:
         """The method (recourse) or shift (updates) that the unit runs; None for a base model."""
         return self.method if self.stage == "recourse" else self.shift
 
+    @property
+    def base(self) -> BaseKey:
+        """The base model the unit builds on (or builds)."""
+        return BaseKey(self.dataset, self.model, self.seed)
 
-Pair = tuple[ComponentSpec, ComponentSpec, int]  # (dataset, model, seed): a base model
 
-
-def pairs(config: BenchmarkConfig) -> list[Pair]:
+def base_keys(config: BenchmarkConfig) -> list[BaseKey]:
     """Every (dataset, model, seed) of the matrix, in the config's order."""
-    return [(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
+    return [BaseKey(d, m, s) for d in config.datasets for m in config.models for s in config.seeds]
 
 
 def base_tasks(config: BenchmarkConfig) -> list[Task]:
     """The first wave: one base model (with its factuals) per (dataset, model, seed)."""
-    return [Task("base", s, d, m) for d, m, s in pairs(config)]
+    return [Task("base", b.seed, b.dataset, b.model) for b in base_keys(config)]
 
 
 def update_tasks(
-    config: BenchmarkConfig, base_failed: Mapping[Pair, object] | None = None
+    config: BenchmarkConfig, base_failed: Mapping[BaseKey, Failure] | None = None
 ) -> list[Task]:
     """The second wave: the updated models of every shift, on base models that exist."""
     base_failed = base_failed or {}
     return [
-        Task("updates", s, d, m, shift=shift)
-        for d, m, s in pairs(config)
-        if (d, m, s) not in base_failed
+        Task("updates", b.seed, b.dataset, b.model, shift=shift)
+        for b in base_keys(config)
+        if b not in base_failed
         for shift in config.shifts
     ]
 
 
 def recourse_tasks(
     config: BenchmarkConfig,
-    base_failed: Mapping[Pair, object] | None = None,
-    shift_failed: Mapping[tuple, tuple[str, str]] | None = None,
+    base_failed: Mapping[BaseKey, Failure] | None = None,
+    shift_failed: Mapping[ShiftKey, Failure] | None = None,
 ) -> list[Task]:
     """The third wave: every method's recourses, scored under the shifts that have models.
 
-    ``shift_failed`` maps ``(dataset, model, seed, shift)`` to the ``(status, reason)`` of a
-    shift without updated models, which the unit records instead of scoring.
+    A shift in ``shift_failed`` has no updated models; the unit records its failure instead
+    of scoring under it.
     """
     base_failed, shift_failed = base_failed or {}, shift_failed or {}
     tasks = []
-    for d, m, s in pairs(config):
-        if (d, m, s) in base_failed:
+    for b in base_keys(config):
+        if b in base_failed:
             continue
         failed = tuple(
-            (shift, *shift_failed[(d, m, s, shift)])
+            (shift, shift_failed[ShiftKey(b, shift)])
             for shift in config.shifts
-            if (d, m, s, shift) in shift_failed
+            if ShiftKey(b, shift) in shift_failed
         )
         tasks += [
-            Task("recourse", s, d, m, method=method, shifts=config.shifts, failed=failed)
+            Task(
+                "recourse", b.seed, b.dataset, b.model, method, shifts=config.shifts, failed=failed
+            )
             for method in config.methods
         ]
     return tasks

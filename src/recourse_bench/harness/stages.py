@@ -29,6 +29,7 @@ from ..config import ComponentSpec
 from ..datasets import _files as files
 from ..registry import code_version
 from ..seeding import derive_seed, numpy_rng
+from .cache import BACKEND
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ def model_seed(base_seed: int, dataset: ComponentSpec, model: ComponentSpec, see
 
 @cache
 def harness_version() -> str:
-    """Hash of this module and what it uses (seeding, config, api): part of every cache key."""
+    """The code version of the stage functions: part of every stage's cache key.
+
+    That is this module and what it runs (seeding, the API, the data files' reader), and not the
+    infrastructure (config, registry, the rest of the harness; see
+    :data:`recourse_bench.registry.INFRASTRUCTURE`).
+    """
     return code_version(sys.modules[__name__])
 
 
@@ -77,12 +83,8 @@ def memory(cache_dir: str) -> Memory:
     """The joblib memory of a cache folder (one per process), on the checked store.
 
     Entries are written atomically with a content hash, checked before they are unpickled, and
-    a bad one is discarded and recomputed (see :mod:`recourse_bench.harness.cache`). That module
-    is imported here, not at the top, so that it stays out of :func:`harness_version`: how an
-    entry is stored does not change what it holds, so editing it must not invalidate the cache.
+    a bad one is discarded and recomputed (see :mod:`recourse_bench.harness.cache`).
     """
-    from .cache import BACKEND  # registers the store with joblib
-
     return Memory(cache_dir, backend=BACKEND, verbose=0)
 
 
@@ -123,10 +125,20 @@ class Stages:
     n_factuals: int
     data_dir: str | None = None
 
-    def _memo(self, func):
-        return memory(self.cache_dir).cache(func, ignore=["stages"])
+    @property
+    def memory(self) -> Memory:
+        """The joblib memory of the cache folder."""
+        return memory(self.cache_dir)
 
-    def _key(self, seed: int, specs: tuple[ComponentSpec, ...]) -> StageKey:
+    def _memo(self, func):
+        return self.memory.cache(func, ignore=["stages"])
+
+    def key(self, seed: int, *specs: ComponentSpec) -> StageKey:
+        """The cache key of the stage computed from ``specs`` for ``seed``.
+
+        It holds the specs, the seeds and the code versions of the stage functions and of each
+        component (:func:`harness_version`, :meth:`ComponentSpec.code_version`).
+        """
         version = "-".join([harness_version(), *(spec.code_version() for spec in specs)])
         return StageKey(self.base_seed, self.n_factuals, seed, specs, version)
 
@@ -137,11 +149,11 @@ class Stages:
         it), so the config's ``data_dir`` holds for all of them.
         """
         with files.data_dir(self.data_dir):
-            return self._memo(func)(self, self._key(seed, specs))
+            return self._memo(func)(self, self.key(seed, *specs))
 
     def is_cached(self, func, seed: int, *specs: ComponentSpec) -> bool:
         """Whether a stage's result is already in the cache."""
-        return in_cache(self._memo(func), self, self._key(seed, specs))
+        return in_cache(self._memo(func), self, self.key(seed, *specs))
 
     def splits(self, seed: int, dataset: ComponentSpec) -> Splits:
         """The dataset's splits for a seed."""

@@ -206,6 +206,7 @@ class TRex(RecourseMethod):
     the final recourse.
     """
 
+    uses = (("method", "wachter"),)  # its start: the cache keys cover Wachter's code
     tags = MethodTags(requires_differentiable=True, stochastic=True)
 
     def __init__(

@@ -35,6 +35,9 @@ all bounded by [0, 1]. The checks, in order (names as in :data:`CHECKS`):
 ``check_valid_recourses``
     The model accepts every recourse, and at least half of the 30 factuals get one
     (:data:`MIN_COVERAGE`).
+``check_declared_uses``
+    Every component ``fit`` and ``generate`` obtain from the registry is declared in ``uses``
+    (so that it enters the method's cache keys).
 ``check_reproducible``
     Two clones with ``random_state=0`` give identical recourses.
 ``check_no_global_rng``

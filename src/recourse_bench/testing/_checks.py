@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
+from .. import registry
 from ..api import (
     ContractError,
     DataError,
@@ -447,6 +448,25 @@ def check_valid_recourses(method: RecourseMethod, problem: ToyProblem) -> None:
             f"{found.sum()} ({coverage:.0%})",
             "the toy problem is easy: check the search direction (towards class 1) and its "
             "budget, or lower the budget through _test_params only as far as it still works",
+        )
+
+
+@_check()
+def check_declared_uses(method: RecourseMethod, problem: ToyProblem) -> None:
+    """Every component that ``fit`` and ``generate`` obtain from the registry is declared.
+
+    A method built on another one (T-Rex starts from Wachter) declares it in ``uses``, so that
+    editing the other one's code recomputes this method's cached recourses too.
+    """
+    with registry.trace_lookups() as looked_up:
+        _recourses(method, problem)
+    undeclared = sorted(looked_up - set(registry.uses(type(method))) - {("method", method.name)})
+    if undeclared:
+        shown = ", ".join(f"({kind!r}, {name!r})" for kind, name in undeclared)
+        raise _fail(
+            "every component obtained from the registry to be declared in `uses`",
+            f"fit/generate obtained {shown}",
+            f"add `uses = ({shown},)` to {type(method).__name__}",
         )
 
 
