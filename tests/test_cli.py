@@ -251,3 +251,27 @@ def test_list_describes_one_plugin(run_cli):
     assert "stage: static; lower is better; bounds [0, 1]" in out
     code, _, err = run_cli("list", "methods", "wachtr")
     assert code == 2 and "did you mean 'wachter'" in err
+
+
+def test_list_models_shows_which_shifts_apply(run_cli, tmp_path):
+    code, out, _ = run_cli("list", "models")
+    assert code == 0
+    lines = out.splitlines()
+    logreg = lines[lines.index(next(line for line in lines if line.startswith("  logreg"))) + 1]
+    assert "shifts: all but architecture (logreg has no architecture to vary" in logreg
+    plugin = tmp_path / "bare.py"
+    plugin.write_text(
+        "from recourse_bench import Trainer, register\n"
+        "@register('model', 'bare-model')\n"
+        "class Bare(Trainer):\n"
+        "    def fit(self, X, y, seed):\n"
+        "        raise NotImplementedError\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run_cli("list", "models", "bare-model", "--plugin", plugin)
+    assert (
+        "finetune (finetune needs a trainer that is Finetunable (bare-model has no finetune))"
+        in out
+    )
+    assert "architecture (architecture needs a trainer that is ArchitectureFamily" in out
+    assert "(hyperparameters needs a trainer that is Tunable (bare-model has no tunable_" in out

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from recourse_bench import registry
+from recourse_bench.datasets.synthetic_drift import rotated_concept
 from recourse_bench.models import linear_classifier
-from recourse_bench.shifts.concept_drift import rotated_concept
 
 
 @pytest.fixture(scope="module")

@@ -189,10 +189,10 @@ def test_concept_drift_flips_a_severity_share_inside_the_region_only(german_spli
 def test_concept_drift_rotates_the_synthetic_boundary_exactly(drift):
     dataset = registry.get("dataset", "synthetic-drift")(n_samples=400)
     drifted = dataset.oracle(drift, drifted=True)
-    coef, intercept = concept_drift.rotated_concept(drift, float(dataset.drift))
+    coef, intercept = drift.concept(float(dataset.drift))
     np.testing.assert_allclose(coef, drifted.coef_, rtol=1e-9)
     assert intercept == pytest.approx(drifted.intercept_, rel=1e-9)
-    coef0, intercept0 = concept_drift.rotated_concept(drift, 0.0)
+    coef0, intercept0 = drift.concept(0.0)
     np.testing.assert_allclose(coef0, drift.oracle.coef_, rtol=1e-9)
     assert intercept0 == pytest.approx(drift.oracle.intercept_, rel=1e-9)
     # labels drawn at severity = drift follow the drifted concept better than the base one

@@ -14,7 +14,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -336,6 +336,11 @@ class Splits:
         data, or the gold labeller of a real dataset loaded with ``labels: gold``.
     name : str
         The dataset's registered name.
+    concept : callable or None
+        Where the dataset's true concept is linear and known (``synthetic-drift``): a function
+        of an angle in radians giving the model-space log-odds ``(coef, intercept)`` of that
+        concept with its boundary rotated by the angle; the ``concept-drift`` shift draws new
+        labels from it.
     """
 
     X_train: np.ndarray
@@ -348,6 +353,7 @@ class Splits:
     oracle: Classifier | None = None
     name: str = ""
     future_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
+    concept: Callable[[float], tuple[np.ndarray, float]] | None = None
 
     def future_split(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The natural-shift split ``(X, y)`` in this model space, or None if there is none.
@@ -396,6 +402,67 @@ class Classifier(Protocol):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted 0/1 labels, shape (n,)."""
+
+
+# --------------------------------------------------------------------------------- capabilities
+@runtime_checkable
+class Finetunable(Protocol):
+    """A trainer that continues training a model it made (needed by the ``finetune`` shift)."""
+
+    def finetune(
+        self, classifier: Classifier, X: np.ndarray, y: np.ndarray, seed: int, severity: float
+    ) -> Classifier:
+        """A copy of ``classifier`` trained further on ``(X, y)``; ``classifier`` is unchanged."""
+
+
+@runtime_checkable
+class ArchitectureFamily(Protocol):
+    """A trainer with other architectures in its family (needed by ``architecture``)."""
+
+    def architecture_variants(self) -> list[dict[str, Any]]:
+        """Parameter changes, each giving another architecture (may include its own)."""
+
+
+@runtime_checkable
+class Tunable(Protocol):
+    """A trainer with numeric hyperparameters a shift may perturb (``hyperparameters``)."""
+
+    tunable_hyperparameters: tuple[str, ...]
+
+
+@runtime_checkable
+class Perturbable(Protocol):
+    """A classifier whose parameters can be perturbed (needed by ``weight-perturbation``)."""
+
+    def perturbed(self, scale: float, kind: str, rng: np.random.Generator) -> Classifier:
+        """A copy with every parameter perturbed by noise of ``scale``; the model is unchanged."""
+
+
+def _members(capability: type) -> list[str]:
+    return sorted(
+        {
+            name
+            for base in capability.__mro__
+            if base not in (object, Protocol, Generic)
+            for name in (*vars(base), *getattr(base, "__annotations__", {}))
+            if not name.startswith("_")
+        }
+    )
+
+
+def _lacks(obj: Any, capability: type) -> str:
+    """``has no finetune``: the members of ``capability`` that ``obj`` lacks."""
+    missing = [name for name in _members(capability) if getattr(obj, name, None) is None]
+    return f"has no {', '.join(missing)}"
+
+
+def provides(obj: Any, capability: type) -> bool:
+    """Whether ``obj`` (an instance or a class) has every member of the protocol ``capability``.
+
+    Unlike ``isinstance`` it also answers for classes (a trainer's ``classifier_type``), and a
+    member that is None (a trainer that declares no tunable hyperparameters) counts as absent.
+    """
+    return all(getattr(obj, name, None) is not None for name in _members(capability))
 
 
 # ----------------------------------------------------------------------------------- components
@@ -516,7 +583,14 @@ class Dataset(Component):
 
 
 class Trainer(Component):
-    """A model plugin: ``fit(X, y, seed)`` trains and returns a :class:`Classifier`."""
+    """A model plugin: ``fit(X, y, seed)`` trains and returns a :class:`Classifier`.
+
+    A trainer declares what its models can do through ``classifier_type`` (the class ``fit``
+    returns, None where it varies) and, by implementing them, the capabilities shifts need
+    (:class:`Finetunable`, :class:`ArchitectureFamily`, :class:`Tunable`).
+    """
+
+    classifier_type: ClassVar[type | None] = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Classifier:
         """Train a classifier on model-space data with the given seed."""
@@ -628,9 +702,50 @@ class Shift(Component):
         """Return the updated models."""
         raise NotImplementedError
 
+    #: Capabilities (protocols of this module) the trainer must provide.
+    trainer_needs: ClassVar[tuple[type, ...]] = ()
+    #: Capabilities the trainer's models (its ``classifier_type``) must provide.
+    model_needs: ClassVar[tuple[type, ...]] = ()
+
     def reads_future(self) -> bool:
         """Whether :meth:`updates` reads the dataset's future split (its files must be there)."""
         return False
+
+    def not_applicable(self, trainer: Trainer) -> str | None:
+        """Why this shift cannot update the models of ``trainer`` (None when it can).
+
+        By default, the first capability of ``trainer_needs`` the trainer lacks, or of
+        ``model_needs`` its ``classifier_type`` lacks; a shift with more conditions (a trainer
+        with no other architecture) extends it. :meth:`updates` raises :class:`NotApplicable`
+        with this reason, and ``recourse-bench list models`` shows it.
+        """
+        who = trainer.name or type(trainer).__name__
+        for capability in self.trainer_needs:
+            if not provides(trainer, capability):
+                lacks = _lacks(trainer, capability)
+                return f"{self.name} needs a trainer that is {capability.__name__} ({who} {lacks})"
+        model = trainer.classifier_type
+        for capability in self.model_needs:
+            if model is not None and not provides(model, capability):
+                lacks = _lacks(model, capability)
+                return f"{self.name} needs models that are {capability.__name__} ({who}'s {lacks})"
+        return None
+
+    def check_applies(self, trainer: Trainer, base_model: Classifier | None = None) -> None:
+        """Raise :class:`NotApplicable` with :meth:`not_applicable`'s reason, if any.
+
+        With ``base_model``, its own capabilities are checked too (a trainer whose
+        ``classifier_type`` is unknown).
+        """
+        reason = self.not_applicable(trainer)
+        if reason is None and base_model is not None:
+            missing = [c for c in self.model_needs if not provides(base_model, c)]
+            if missing:
+                model = type(base_model).__name__
+                reason = f"{self.name} needs models that are {missing[0].__name__} ({model} "
+                reason += f"{_lacks(base_model, missing[0])})"
+        if reason is not None:
+            raise NotApplicable(reason)
 
     def draw_seeds(self, seed: int, n: int) -> list[int]:
         """One seed per updated model, derived from the shift's seed (never from a method)."""
@@ -774,6 +889,7 @@ def share(mask: np.ndarray, of: np.ndarray | None = None) -> MetricValue:
 
 __all__ = [
     "CONSTRAINTS",
+    "ArchitectureFamily",
     "Classifier",
     "Component",
     "ConfigError",
@@ -782,17 +898,21 @@ __all__ = [
     "Dataset",
     "DuplicateNameError",
     "EvalContext",
+    "Finetunable",
     "MethodTags",
     "Metric",
     "MetricValue",
     "NotFittedError",
+    "Perturbable",
     "RecourseBenchError",
     "RecourseMethod",
     "Schema",
     "Shift",
     "Splits",
     "Trainer",
+    "Tunable",
     "UnknownNameError",
     "check_recourse_output",
+    "provides",
     "share",
 ]

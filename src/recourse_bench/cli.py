@@ -22,7 +22,7 @@ from . import __version__, registry
 from .api import ConfigError, RecourseBenchError, RecourseMethod
 from .config import BenchmarkConfig, load_config, parse_size, parse_timeout, parse_yaml, plan
 from .datasets import _files as files_module
-from .describe import describe
+from .describe import describe, shift_summary
 from .harness.backends import BACKENDS, Backend
 from .harness.isolation import check_limits
 from .harness.plan import check_data_files
@@ -541,6 +541,8 @@ def _list(args: argparse.Namespace) -> int:
             if info is not None:
                 line = f"{line} [{info.summary}]"
             print(f"  {name:<22} {line}")
+            if kind == "model":
+                print(f"  {'':<22} {shift_summary(plugin)}")
     return 0
 
 

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from . import registry
-from .api import Component, Metric, RecourseMethod
+from .api import Component, Metric, RecourseMethod, Trainer
 
 _HEADING = re.compile(r"^(\w[\w ]*)\n-{3,}$", re.MULTILINE)
 _ENTRY = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*:\s*(.*)$")
@@ -73,9 +73,33 @@ def describe(kind: str, name: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def shift_support(trainer_class: type[Trainer]) -> dict[str, str | None]:
+    """Per registered shift, why it cannot update this trainer's models (None where it can).
+
+    Judged on the trainer with its default parameters, by each shift's
+    :meth:`~recourse_bench.api.Shift.not_applicable` (the capabilities it needs).
+    """
+    trainer = trainer_class()
+    return {
+        name: registry.get("shift", name)().not_applicable(trainer)
+        for name in registry.available("shift")
+    }
+
+
+def shift_summary(trainer_class: type[Trainer]) -> str:
+    """``shifts: all`` or ``shifts: all but architecture (why)`` for one trainer."""
+    support = shift_support(trainer_class)
+    refused = {name: why for name, why in support.items() if why}
+    if not refused:
+        return "shifts: all"
+    return "shifts: all but " + "; ".join(f"{name} ({why})" for name, why in refused.items())
+
+
 def _capabilities(plugin: type[Component]) -> list[str]:
-    """What a method needs from a model, or a dataset's size and natural shift."""
+    """What a method needs, which shifts apply to a model, a dataset's size and natural shift."""
     lines = []
+    if issubclass(plugin, Trainer):
+        lines.append(shift_summary(plugin))
     if issubclass(plugin, RecourseMethod):
         tags = plugin.tags
         needs = [

@@ -10,6 +10,7 @@ move: only the concept does). The oracle of the base concept is attached to the 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from ..api import Classifier, Dataset, Splits
 from ..models import linear_classifier
 from ..registry import register
 from ..seeding import derive_seed, numpy_rng
-from ._synthetic import encode, linear_in_model_space
+from ._synthetic import encode, linear_in_model_space, scaling
 
 
 @register("dataset", "synthetic-drift")
@@ -80,13 +81,52 @@ class SyntheticDrift(Dataset):
         return X, y
 
     def load(self, seed: int) -> Splits:
-        """Base draw (split, scaled) with its oracle, and the drifted future draw."""
+        """Base draw (split, scaled) with its oracle and concept, and the drifted future draw."""
         X, y = self._draw(seed, 0.0)
         future = self._draw(derive_seed(seed, "future"), float(self.drift))
         splits = encode(X, y, seed, self.test_size, self.name, future=future)
-        return replace(splits, oracle=self.oracle(splits))
+        splits = replace(splits, oracle=self.oracle(splits))
+        return replace(splits, concept=partial(rotated_concept, splits))
 
     def oracle(self, splits: Splits, drifted: bool = False) -> Classifier:
         """The true concept (base, or the drifted one) as a classifier in model space."""
         w, b = self.concept(float(self.drift) if drifted else 0.0)
         return linear_classifier(*linear_in_model_space(splits, w, b))
+
+
+def rotated_concept(splits: Splits, rotation: float) -> tuple[np.ndarray, float]:
+    """The splits' linear oracle with its raw-space normal rotated by ``rotation`` radians.
+
+    Model space is min-max scaled with training statistics (raw = lo + x * span), so the oracle
+    is mapped back to raw space exactly (w_raw = coef / span, b_raw = intercept - w_raw . lo),
+    its normal rotated in the (x0, x1) plane about the raw centre (1/2, ..., 1/2), keeping the
+    log-odds there, and mapped back: for this generator, the concept with the angle
+    ``angle + rotation``. ``Splits.concept`` of this dataset.
+
+    Parameters
+    ----------
+    splits : Splits
+        This dataset's splits, with its oracle.
+    rotation : float
+        Angle in radians (counter-clockwise from x0 toward x1).
+
+    Returns
+    -------
+    coef : ndarray
+        Model-space weights of the rotated concept's log-odds.
+    intercept : float
+        Its model-space intercept.
+    """
+    oracle = splits.oracle
+    assert oracle is not None
+    coef = np.asarray(oracle.coef_, dtype=float).reshape(-1)
+    lo, span = scaling(splits)
+    w = coef / span
+    b = float(oracle.intercept_) - float(w @ lo)
+    centre = np.full_like(w, 0.5)
+    offset = float(w @ centre) + b  # the log-odds at the centre, kept by the rotation
+    c, s = np.cos(rotation), np.sin(rotation)
+    w_rot = w.copy()
+    w_rot[:2] = np.array([[c, -s], [s, c]]) @ w[:2]
+    b_rot = offset - float(w_rot @ centre)
+    return w_rot * span, float(w_rot @ lo) + b_rot

@@ -210,7 +210,9 @@ def fit_updates(stages: Stages, key: StageKey) -> list[Classifier]:
     base = stages.base(key.seed, dataset, model)
     names = (spec_key(dataset), spec_key(model), spec_key(shift), key.seed)
     shift_seed = derive_seed(key.base_seed, "shift", *names)
-    return list(shift.build().updates(splits, model.build(), base.classifier, shift_seed))
+    built, trainer = shift.build(), model.build()
+    built.check_applies(trainer, base.classifier)  # a skip with the reason, not a crash
+    return list(built.updates(splits, trainer, base.classifier, shift_seed))
 
 
 def fit_recourse(stages: Stages, key: StageKey) -> Recourse:

@@ -291,6 +291,7 @@ class TorchTrainer(Trainer):
     """
 
     tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "epochs")
+    classifier_type: ClassVar[type] = TorchClassifier
 
     epochs: int
     lr: float

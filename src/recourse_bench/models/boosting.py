@@ -35,6 +35,7 @@ class Boosting(Trainer):
     """
 
     tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("learning_rate", "max_iter")
+    classifier_type: ClassVar[type] = SklearnClassifier
     leaf_counts: ClassVar[tuple[int, ...]] = (8, 15, 31, 63)
 
     def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31):

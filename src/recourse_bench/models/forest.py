@@ -35,6 +35,7 @@ class Forest(Trainer):
     """
 
     tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("n_estimators", "min_samples_leaf")
+    classifier_type: ClassVar[type] = SklearnClassifier
     depths: ClassVar[tuple[int | None, ...]] = (4, 8, 16, None)
 
     def __init__(

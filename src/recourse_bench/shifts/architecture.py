@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Classifier, NotApplicable, Shift, Splits, Trainer, same_value
+from ..api import ArchitectureFamily, Classifier, Shift, Splits, Trainer, same_value
 from ..registry import register
 
 
@@ -78,6 +78,8 @@ class Architecture(Shift):
         Number K of updated models; the trainer's other architectures are cycled over.
     """
 
+    trainer_needs = (ArchitectureFamily,)
+
     def __init__(self, n_models: int = 10):
         self.n_models = n_models
 
@@ -85,35 +87,34 @@ class Architecture(Shift):
         """``n_models`` must be a positive integer."""
         self.check_param("n_models", "int", low=1)
 
-    def variants(self, trainer: Trainer) -> list[dict[str, Any]]:
-        """The trainer's architecture variants that differ from its own parameters.
+    def not_applicable(self, trainer: Trainer) -> str | None:
+        """Why not: the trainer is no :class:`ArchitectureFamily`, or has no other variant."""
+        reason = super().not_applicable(trainer)
+        if reason is None and not self.variants(trainer):
+            variants = trainer.architecture_variants()  # type: ignore[attr-defined]
+            why = "lists only its own" if variants else "lists none"
+            reason = (
+                f"{trainer_name(trainer)} has no architecture to vary (architecture_variants() "
+                f"{why}); use retrain-seed or hyperparameters for this model"
+            )
+        return reason
 
-        Raises
-        ------
-        NotApplicable
-            If the trainer declares none.
-        """
-        declared = getattr(trainer, "architecture_variants", None)
-        variants = list(declared()) if callable(declared) else []
+    def variants(self, trainer: Trainer) -> list[dict[str, Any]]:
+        """The trainer's architecture variants that differ from its own parameters."""
+        assert isinstance(trainer, ArchitectureFamily)
         current = trainer.get_params(deep=False)
-        others = [
+        return [
             dict(variant)
-            for variant in variants
+            for variant in trainer.architecture_variants()
             if not all(
                 key in current and same_value(current[key], value) for key, value in variant.items()
             )
         ]
-        if not others:
-            why = "lists only its own" if variants else "lists none"
-            raise NotApplicable(
-                f"{trainer_name(trainer)} has no architecture to vary (architecture_variants() "
-                f"{why}); use retrain-seed or hyperparameters for this model"
-            )
-        return others
 
     def trainers(self, trainer: Trainer, seed: int) -> list[tuple[Trainer, int]]:
         """The K trainers to fit and their seeds: variant ``k mod V`` with seed ``s_k``."""
         self.validate_params()
+        self.check_applies(trainer)
         variants = self.variants(trainer)
         return [
             (rebuilt(trainer, variants[k % len(variants)]), draw_seed)

@@ -9,7 +9,7 @@ What it computes. For each of the ``n_models`` updated models k, with the seed `
 rows are drawn with a generator seeded by ``s_k``, and the base model's trainer is fit on
 (X_train, y') with seed ``s_k``. There are two modes, chosen by the dataset:
 
-*Label flips in a region* (every dataset but ``synthetic-drift``). The region is the set of
+*Label flips in a region* (every dataset without a known concept). The region is the set of
 training rows whose feature j is strictly above its training median (for a binary feature with a
 median of 0: the rows where it is 1; ties at the median of an integer feature stay outside, so
 the region may hold fewer than half of the rows). Inside the region each label is flipped
@@ -19,23 +19,20 @@ the region. The feature j is ``feature`` (a model-space name) or, by default, th
 continuous or integer feature, as for the ``covariate`` shift; an empty region raises
 :class:`~recourse_bench.api.NotApplicable`.
 
-*Rotated boundary* (``splits.name == "synthetic-drift"``, whose concept is
-P(y = 1 | x) = sigma(sharpness * w(a)^T (x - 1/2)) with raw x ~ U[0, 1]^d, see
-:mod:`recourse_bench.datasets.synthetic_drift`). The splits' oracle is the base concept as a
-linear classifier in model space (log-odds ``x @ coef_ + intercept_``). Model space is min-max
-scaled with training statistics, raw = lo + x * span, so the concept is mapped back to raw space
-exactly (w_raw = coef_ / span, b_raw = intercept_ - w_raw . lo), its normal is rotated by
-``severity`` radians in the (x0, x1) plane about the raw centre 1/2 (the log-odds at the centre
-are kept), and the result is mapped back to model space (:func:`rotated_concept`). This is the
-generator's own concept with the angle a + severity, without approximation: rotating by the
-dataset's ``drift`` gives exactly ``SyntheticDrift.oracle(splits, drifted=True)``. All training
-labels are then drawn afresh, y'_i ~ Bernoulli(sigma(log-odds of the rotated concept at x_i)).
+*Rotated boundary* (a dataset that exposes its true linear concept as ``Splits.concept``:
+``synthetic-drift``, whose concept is P(y = 1 | x) = sigma(sharpness * w(a)^T (x - 1/2)) with
+raw x ~ U[0, 1]^d, see :mod:`recourse_bench.datasets.synthetic_drift`). ``splits.concept(r)``
+gives the model-space log-odds of the concept with its boundary rotated by r radians in the
+(x0, x1) plane about the raw centre (the generator's own concept with the angle a + r, without
+approximation: rotating by the dataset's ``drift`` gives exactly
+``SyntheticDrift.oracle(splits, drifted=True)``). All training labels are then drawn afresh,
+y'_i ~ Bernoulli(sigma(log-odds of the rotated concept at x_i)), with r = ``severity``.
 Severity 0 draws them from the base concept itself, so the labels have the base data's
 distribution (they are a new draw, not the same draw). ``feature`` is ignored in this mode
 (a name given is still checked).
 
-Severity: ``severity`` in [0, 1]: the flip probability inside the region, or on
-``synthetic-drift`` the rotation of the true boundary in radians (up to 1 rad, about 57 degrees,
+Severity: ``severity`` in [0, 1]: the flip probability inside the region, or with a known
+concept the rotation of the true boundary in radians (up to 1 rad, about 57 degrees,
 twice the dataset's default drift of 0.5).
 
 Parameters: ``severity`` (default 0.2), ``feature`` (default None), ``n_models`` (default 10).
@@ -50,71 +47,6 @@ from ..api import NotApplicable, Splits
 from ..registry import register
 from ._resampling import ResamplingShift
 from .covariate import check_feature_param, choose_feature
-
-DRIFTING_DATASET = "synthetic-drift"
-
-
-def raw_scaling(splits: Splits) -> tuple[np.ndarray, np.ndarray]:
-    """``(lo, span)`` with raw = lo + x * span per column, from the splits' encoder.
-
-    Parameters
-    ----------
-    splits : Splits
-        A dataset of continuous, min-max scaled columns.
-
-    Returns
-    -------
-    tuple of ndarray
-        Per column the raw minimum and span of the training split.
-    """
-    encoder = splits.encoder
-    names = splits.schema.features
-    if encoder is None or not hasattr(encoder, "min_") or not hasattr(encoder, "span"):
-        raise NotApplicable(
-            f"concept-drift: dataset {splits.name!r} has no min-max encoder to map its concept "
-            f"back to raw units"
-        )
-    lo = np.array([encoder.min_[name] for name in names], dtype=float)
-    span = np.array([encoder.span(name) for name in names], dtype=float)
-    return lo, span
-
-
-def rotated_concept(splits: Splits, rotation: float) -> tuple[np.ndarray, float]:
-    """The splits' linear oracle with its raw-space normal rotated by ``rotation`` radians.
-
-    The rotation acts in the (x0, x1) plane about the raw centre (1/2, ..., 1/2), keeping the
-    log-odds there; the result is exact for the ``synthetic-drift`` generator.
-
-    Parameters
-    ----------
-    splits : Splits
-        A dataset with a linear ``oracle`` and a min-max encoder (``synthetic-drift``).
-    rotation : float
-        Angle in radians (counter-clockwise from x0 toward x1).
-
-    Returns
-    -------
-    coef : ndarray
-        Model-space weights of the rotated concept's log-odds.
-    intercept : float
-        Its model-space intercept.
-    """
-    oracle = splits.oracle
-    if oracle is None or not getattr(oracle, "linear", False):
-        raise NotApplicable(
-            f"concept-drift: dataset {splits.name!r} has no linear oracle to rotate"
-        )
-    coef = np.asarray(oracle.coef_, dtype=float).reshape(-1)
-    lo, span = raw_scaling(splits)
-    w = coef / span
-    b = float(oracle.intercept_) - float(w @ lo)
-    centre = np.full_like(w, 0.5)
-    offset = float(w @ centre) + b  # the log-odds at the centre, kept by the rotation
-    c, s = np.cos(rotation), np.sin(rotation)
-    w_rot = w.copy()
-    w_rot[:2] = np.array([[c, -s], [s, c]]) @ w[:2]
-    b_rot = offset - float(w_rot @ centre)
-    return w_rot * span, float(w_rot @ lo) + b_rot
 
 
 def flip_region(X_train: np.ndarray, column: int) -> np.ndarray:
@@ -191,8 +123,8 @@ class ConceptDrift(ResamplingShift):
         if self.feature is not None:
             choose_feature(self, splits.schema, self.feature)
         X, y = splits.X_train, splits.y_train
-        if splits.name == DRIFTING_DATASET:
-            coef, intercept = rotated_concept(splits, float(self.severity))
+        if splits.concept is not None:  # a known linear concept: rotate its boundary
+            coef, intercept = splits.concept(float(self.severity))
             p = expit(X @ coef + intercept)
             return X, (rng.uniform(size=len(X)) < p).astype(y.dtype)
         flips = self.region(splits) & (rng.uniform(size=len(y)) < float(self.severity))

@@ -44,10 +44,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import Classifier, NotApplicable, Shift, Splits, Trainer
+from ..api import Classifier, Finetunable, NotApplicable, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import numpy_rng
-from .architecture import trainer_name
 
 
 @register("shift", "finetune")
@@ -64,6 +63,8 @@ class Finetune(Shift):
     n_models : int, default 10
         Number K of updated models.
     """
+
+    trainer_needs = (Finetunable,)
 
     def __init__(self, severity: float = 0.5, data: str = "train", n_models: int = 10):
         self.severity = severity
@@ -97,16 +98,13 @@ class Finetune(Shift):
     ) -> list[Classifier]:
         """K fine-tuned copies of ``base_model``, one per bootstrap resample."""
         self.validate_params()
-        finetune = getattr(trainer, "finetune", None)
-        if not callable(finetune):
-            raise NotApplicable(
-                f"{trainer_name(trainer)} cannot continue training a model (no finetune method)"
-            )
+        self.check_applies(trainer, base_model)
+        assert isinstance(trainer, Finetunable)
         X, y = self.new_data(splits)
         models = []
         for draw_seed in self.draw_seeds(seed, self.n_models):
             rows = numpy_rng(draw_seed).integers(0, len(X), size=len(X))
             if len(np.unique(y[rows])) < 2:
                 raise NotApplicable(f"{self.label} drew a resample with a single class")
-            models.append(finetune(base_model, X[rows], y[rows], draw_seed, self.severity))
+            models.append(trainer.finetune(base_model, X[rows], y[rows], draw_seed, self.severity))
         return models

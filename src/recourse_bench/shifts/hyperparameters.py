@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..api import Classifier, NotApplicable, Shift, Splits, Trainer
+from ..api import Classifier, Shift, Splits, Trainer, Tunable
 from ..registry import register
 from ..seeding import numpy_rng
 from .architecture import rebuilt, trainer_name
@@ -65,6 +65,8 @@ class Hyperparameters(Shift):
         Number K of updated models.
     """
 
+    trainer_needs = (Tunable,)
+
     def __init__(self, severity: float = 1.0, n_models: int = 10):
         self.severity = severity
         self.n_models = n_models
@@ -74,19 +76,17 @@ class Hyperparameters(Shift):
         self.check_param("severity", "float", low=0)
         self.check_param("n_models", "int", low=1)
 
-    def changes(self, trainer: Trainer, draw_seed: int) -> dict[str, Any]:
-        """The hyperparameter values of the draw with seed ``draw_seed``.
+    def not_applicable(self, trainer: Trainer) -> str | None:
+        """Why not: the trainer is no :class:`Tunable`, or its tuple of names is empty."""
+        reason = super().not_applicable(trainer)
+        if reason is None and not tuple(trainer.tunable_hyperparameters):  # type: ignore[attr-defined]
+            reason = f"{trainer_name(trainer)} declares no tunable_hyperparameters to perturb"
+        return reason
 
-        Raises
-        ------
-        NotApplicable
-            If the trainer declares no ``tunable_hyperparameters``.
-        """
-        names = tuple(getattr(trainer, "tunable_hyperparameters", ()) or ())
-        if not names:
-            raise NotApplicable(
-                f"{trainer_name(trainer)} declares no tunable_hyperparameters to perturb"
-            )
+    def changes(self, trainer: Trainer, draw_seed: int) -> dict[str, Any]:
+        """The hyperparameter values of the draw with seed ``draw_seed``."""
+        assert isinstance(trainer, Tunable)
+        names = tuple(trainer.tunable_hyperparameters)
         u = numpy_rng(draw_seed).uniform(-1.0, 1.0, size=len(names))
         changes: dict[str, Any] = {}
         for name, u_j in zip(names, u, strict=True):
@@ -101,6 +101,7 @@ class Hyperparameters(Shift):
     def trainers(self, trainer: Trainer, seed: int) -> list[tuple[Trainer, int]]:
         """The K trainers to fit and their seeds ``s_k``."""
         self.validate_params()
+        self.check_applies(trainer)
         return [
             (rebuilt(trainer, self.changes(trainer, draw_seed)), draw_seed)
             for draw_seed in self.draw_seeds(seed, self.n_models)

@@ -42,7 +42,7 @@ Parameters: ``severity`` (default 0.05), ``kind`` (default ``"uniform"``), ``n_m
 
 from __future__ import annotations
 
-from ..api import Classifier, NotApplicable, Shift, Splits, Trainer
+from ..api import Classifier, Perturbable, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import numpy_rng
 
@@ -61,6 +61,8 @@ class WeightPerturbation(Shift):
         Number K of updated models.
     """
 
+    model_needs = (Perturbable,)
+
     def __init__(self, severity: float = 0.05, kind: str = "uniform", n_models: int = 10):
         self.severity = severity
         self.kind = kind
@@ -77,12 +79,9 @@ class WeightPerturbation(Shift):
     ) -> list[Classifier]:
         """K perturbed copies of ``base_model``, one noise draw each."""
         self.validate_params()
-        perturbed = getattr(base_model, "perturbed", None)
-        if not callable(perturbed):
-            raise NotApplicable(
-                f"{type(base_model).__name__} cannot be perturbed (no perturbed method)"
-            )
+        self.check_applies(trainer, base_model)
+        assert isinstance(base_model, Perturbable)
         return [
-            perturbed(float(self.severity), self.kind, numpy_rng(draw_seed))
+            base_model.perturbed(float(self.severity), self.kind, numpy_rng(draw_seed))
             for draw_seed in self.draw_seeds(seed, self.n_models)
         ]
