@@ -58,7 +58,7 @@ DEPENDENCIES = {
     "shift:bootstrap": RESAMPLING | {"shifts.bootstrap"},
     "shift:concept-drift": RESAMPLING | {"shifts.concept_drift", "shifts.covariate"},
     "shift:covariate": RESAMPLING | {"shifts.covariate"},
-    "shift:finetune": SEEDED | {"shifts.architecture", "shifts.finetune"},
+    "shift:finetune": SEEDED | {"shifts.finetune"},
     "shift:hyperparameters": SEEDED | {"shifts.architecture", "shifts.hyperparameters"},
     "shift:label-shift": RESAMPLING | {"shifts.bootstrap", "shifts.label_shift"},
     "shift:natural": RESAMPLING | {"shifts.natural", "shifts.new_data"},
