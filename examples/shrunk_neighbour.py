@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from recourse_bench import MethodTags, RecourseMethod, register
+from recourse_bench.api import Interval
 from recourse_bench.methods.nearest_neighbour import NearestNeighbour
 
 
@@ -34,17 +35,16 @@ class ShrunkNeighbour(RecourseMethod):
         Unused: the method is deterministic.
     """
 
-    tags = MethodTags(trains=True)
-    batch_invariant = True  # each factual's recourse depends on that factual only
+    # it learns from the training data; each factual's recourse depends on that factual only
+    tags = MethodTags(trains=True, batch_invariant=True)
+    parameter_constraints = {
+        "n_steps": (Interval("int", low=1),),
+        "random_state": (Interval("int"), None),  # None is admitted too
+    }
 
     def __init__(self, n_steps: int = 12, random_state: int | None = None):
         self.n_steps = n_steps
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """``n_steps`` is a positive integer."""
-        self.check_param("n_steps", "int", low=1)
-        self.check_param("random_state", "int", optional=True)
 
     def fit(self, model, splits):
         """Fit the nearest-neighbour search on the training points the model accepts."""

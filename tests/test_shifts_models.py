@@ -10,7 +10,7 @@ import recourse_bench.shifts.architecture
 import recourse_bench.shifts.finetune
 import recourse_bench.shifts.hyperparameters
 import recourse_bench.shifts.weight_perturbation  # noqa: F401
-from recourse_bench import registry
+from recourse_bench import load_config, registry
 from recourse_bench.api import ConfigError, DataError, NotApplicable, Trainer
 from recourse_bench.models._sklearn import SklearnClassifier
 from recourse_bench.models._torch import continue_training
@@ -389,12 +389,14 @@ def test_hyperparameters_not_applicable_without_tunables(gaussians, bases):
         ("weight-perturbation", {"n_models": True}, "n_models"),
     ],
 )
-def test_invalid_parameters_raise_config_error(gaussians, bases, name, params, bad):
+def test_invalid_parameters_raise_config_error(gaussians, bases, tiny_config, name, params, bad):
     shift = registry.get("shift", name)(**params)
     with pytest.raises(ConfigError, match=bad):
         shift.validate_params()
-    with pytest.raises(ConfigError, match=bad):
+    with pytest.raises(ConfigError, match=bad):  # an entry point validates first
         shift.updates(gaussians, make_trainer("forest"), bases["forest"], 0)
+    with pytest.raises(ConfigError, match=bad):  # and a config, when the spec is built
+        load_config({**tiny_config, "shifts": [{"name": name, "params": params}]})
 
 
 def test_defaults_and_registration():

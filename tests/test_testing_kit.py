@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from recourse_bench import registry
-from recourse_bench.api import RecourseMethod
+from recourse_bench.api import Interval, MethodTags, RecourseMethod
 from recourse_bench.methods.nearest_neighbour import NearestNeighbour
 from recourse_bench.testing import (
     CHECKS,
@@ -41,6 +41,7 @@ class LeakyNeighbour(RecourseMethod):
     """
 
     name = "leaky-neighbour"
+    parameter_constraints = {"random_state": (Interval("int"), None)}
 
     def __init__(self, random_state: int | None = None):
         self.random_state = random_state
@@ -103,6 +104,8 @@ class TouchesModel(NearestNeighbour):
 
 
 class PartialRows(NearestNeighbour):
+    tags = MethodTags(trains=True)  # not batch invariant: the first row of each call breaks
+
     def generate(self, X):
         out = super().generate(X)
         out[0, 0] = np.nan
@@ -126,7 +129,7 @@ class Unpicklable(NearestNeighbour):
 
 
 class BudgetPerCall(NearestNeighbour):
-    batch_invariant = True  # wrongly declared: only the first 20 rows of a call are searched
+    tags = MethodTags(trains=True, batch_invariant=True)  # wrong: only 20 rows are searched
 
     def generate(self, X):
         out = super().generate(X)
@@ -135,7 +138,7 @@ class BudgetPerCall(NearestNeighbour):
 
 
 class InvariantNeighbour(NearestNeighbour):
-    batch_invariant = True
+    tags = MethodTags(trains=True, batch_invariant=True)
 
 
 class NonLinearOnly(NearestNeighbour):
@@ -291,11 +294,12 @@ def test_a_method_refusing_every_toy_model_gets_its_fitting_checks_skipped():
     results = check_method(RefusesEveryModel())
     assert statuses(results, "passed") == {
         "check_init_stores_params",
+        "check_parameter_constraints",
         "check_params_round_trip",
         "check_not_fitted_error",
     }
     skipped = [r for r in results if r.skipped]
-    assert len(skipped) == len(CHECKS) - 3
+    assert len(skipped) == len(CHECKS) - 4
     assert all("needs a quantum computer" in r.message and "forest" in r.message for r in skipped)
 
 
@@ -377,10 +381,13 @@ def test_parametrize_with_checks_runs_each_check(method, check):
 
 
 def test_a_check_that_does_not_apply_skips_the_test():
+    class Undeclared(NearestNeighbour):
+        tags = MethodTags(trains=True)  # batch_invariant not declared
+
     index = list(CHECKS).index("check_batch_invariance")
-    method, check = parametrize_with_checks([NearestNeighbour()]).mark.args[1][index].values
+    method, check = parametrize_with_checks([Undeclared()]).mark.args[1][index].values
     assert check.name == "check_batch_invariance"
-    with pytest.raises(pytest.skip.Exception, match="batch_invariant = True"):
+    with pytest.raises(pytest.skip.Exception, match="batch_invariant=True"):
         check(method)
 
 

@@ -10,6 +10,7 @@ small classes whose ``__init__`` only stores keyword parameters, in the scikit-l
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -404,6 +405,103 @@ class Classifier(Protocol):
         """Predicted 0/1 labels, shape (n,)."""
 
 
+# ------------------------------------------------------------------------- parameter constraints
+@dataclass(frozen=True)
+class Interval:
+    """A number in a range: ``Interval("int", low=1)`` admits the integers >= 1.
+
+    ``kind`` ``"float"`` admits ints too; booleans and non-finite numbers are never admitted.
+    """
+
+    kind: Literal["int", "float"] = "float"
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a number of this kind inside the range."""
+        types = (int,) if self.kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, types) or not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def describe(self, plural: bool = False) -> str:
+        """``an integer >= 1``, ``a number > 0 and < 1`` (``numbers ...`` with ``plural``)."""
+        nouns = {"int": ("an integer", "integers"), "float": ("a number", "numbers")}
+        lower = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
+        upper = "" if self.high is None else f"{'<' if self.open_high else '<='} {self.high:g}"
+        wanted = " and ".join(part for part in (lower, upper) if part)
+        noun = nouns[self.kind][plural]
+        return f"{noun} {wanted}" if wanted else noun
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a few values: ``Options(("l1", "l2"))``."""
+
+    values: tuple[Any, ...]
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is one of the options (of the same type: True is not 1)."""
+        return any(same_value(value, option) for option in self.values)
+
+    def describe(self) -> str:
+        """``one of l1, l2``, or the value itself where there is one."""
+        if len(self.values) == 1:
+            return repr(self.values[0])
+        return "one of " + ", ".join(map(str, self.values))
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list (or tuple) of values that each lie in ``item``; ``non_empty`` refuses ``[]``."""
+
+    item: Interval
+    non_empty: bool = False
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a list of admitted items."""
+        if not isinstance(value, list | tuple) or (self.non_empty and not value):
+            return False
+        return all(self.item.admits(v) for v in value)
+
+    def describe(self) -> str:
+        """``a non-empty list of numbers > 0``."""
+        return f"a {'non-empty ' if self.non_empty else ''}list of {self.item.describe(True)}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """Any string, described by what it names: ``Text("a model-space feature name")``."""
+
+    what: str = "a string"
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a string."""
+        return isinstance(value, str)
+
+    def describe(self) -> str:
+        """What the string names."""
+        return self.what
+
+
+Constraint = Interval | Options | ListOf | Text
+
+
+def admits(constraint: Constraint | None, value: Any) -> bool:
+    """Whether one constraint admits ``value`` (None admits None)."""
+    return value is None if constraint is None else constraint.admits(value)
+
+
+def describe_constraints(allowed: tuple[Constraint | None, ...]) -> str:
+    """``a number > 0 or 'auto'``; ``(or null)`` where None is admitted."""
+    text = " or ".join(c.describe() for c in allowed if c is not None) or "null"
+    return f"{text} (or null)" if None in allowed and text != "null" else text
+
+
 # --------------------------------------------------------------------------------- capabilities
 @runtime_checkable
 class Finetunable(Protocol):
@@ -466,6 +564,18 @@ def provides(obj: Any, capability: type) -> bool:
 
 
 # ----------------------------------------------------------------------------------- components
+def _validating(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` that first calls ``self.validate_params()``."""
+
+    @functools.wraps(method)
+    def run(self: Component, *args: Any, **kwargs: Any) -> Any:
+        self.validate_params()
+        return method(self, *args, **kwargs)
+
+    run._validates = True  # type: ignore[attr-defined]
+    return run
+
+
 class Component(BaseEstimator):
     """Base of every parametrised plugin: datasets, trainers, methods and shifts.
 
@@ -473,9 +583,28 @@ class Component(BaseEstimator):
     """
 
     name: ClassVar[str] = ""
+    #: Per ``__init__`` parameter, the values it admits: any of the constraints
+    #: (:class:`Interval`, :class:`Options`, :class:`ListOf`, :class:`Text`; None admits None),
+    #: in the manner of scikit-learn's ``_parameter_constraints``.
+    parameter_constraints: ClassVar[dict[str, tuple[Constraint | None, ...]]] = {}
     #: Components this one obtains from the registry, e.g. ``(("method", "wachter"),)``: their
     #: code is part of this component's cache keys (see ``registry.component_version``).
     uses: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The methods that validate the parameters before they run (``load``, ``fit``, ...).
+    validated_entry_points: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make each entry point a subclass defines validate the parameters first.
+
+        So a component used directly (``Wachter(lam=-1).fit(...)``) fails in one clear line
+        before any work, as scikit-learn estimators do in ``fit``; the harness validates every
+        component once more when its spec is built from a config.
+        """
+        super().__init_subclass__(**kwargs)
+        for name in cls.validated_entry_points:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_validates", False):
+                setattr(cls, name, _validating(method))
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -492,53 +621,19 @@ class Component(BaseEstimator):
         }
 
     def validate_params(self) -> None:
-        """Raise :class:`ConfigError` if a parameter value is invalid (called before use)."""
+        """Raise one :class:`ConfigError` for the first parameter that breaks its constraints.
 
-    def check_param(
-        self,
-        name: str,
-        kind: Literal["int", "float", "ints", "choice"],
-        *,
-        low: float | None = None,
-        high: float | None = None,
-        open_low: bool = False,
-        open_high: bool = False,
-        choices: tuple[Any, ...] = (),
-        optional: bool = False,
-    ) -> None:
-        """Check one parameter's type and range; raise one clear :class:`ConfigError` if wrong.
-
-        ``kind`` is ``int``, ``float`` (ints accepted), ``ints`` (a list of ints, each checked
-        against the range) or ``choice`` (one of ``choices``). ``optional`` admits None.
+        Every parameter is declared in the class attribute :attr:`parameter_constraints`
+        (checked by the conformance kits); a component with a rule across parameters (a width
+        that must be a multiple of the number of heads) extends this method, calling it first.
+        The harness validates every component once, when its spec is built from a config.
         """
-        value = getattr(self, name)
-        if optional and value is None:
-            return
-        if kind == "choice":
-            if value not in choices:
+        for name, allowed in self.parameter_constraints.items():
+            value = getattr(self, name)
+            if not any(admits(constraint, value) for constraint in allowed):
                 raise ConfigError(
-                    f"{self.name}: {name} must be one of {', '.join(map(str, choices))}, "
-                    f"got {value!r}"
+                    f"{self.name}: {name} must be {describe_constraints(allowed)}, got {value!r}"
                 )
-            return
-        values = list(value) if kind == "ints" and isinstance(value, list | tuple) else [value]
-        integer = kind in ("int", "ints")
-        lower = "" if low is None else f"{'>' if open_low else '>='} {low}"
-        upper = "" if high is None else f"{'<' if open_high else '<='} {high}"
-        wanted = " and ".join(p for p in (lower, upper) if p)
-        noun = {"int": "an integer", "float": "a number", "ints": "a list of integers"}[kind]
-        problem = f"{self.name}: {name} must be {noun}{' ' + wanted if wanted else ''}"
-        problem += " (or null)" if optional else ""
-        if kind == "ints" and not isinstance(value, list | tuple):
-            raise ConfigError(f"{problem}, got {value!r}")
-        for v in values:
-            number_types = (int,) if integer else (int, float)
-            if isinstance(v, bool) or not isinstance(v, number_types) or not math.isfinite(v):
-                raise ConfigError(f"{problem}, got {value!r}")
-            too_low = low is not None and (v <= low if open_low else v < low)
-            too_high = high is not None and (v >= high if open_high else v > high)
-            if too_low or too_high:
-                raise ConfigError(f"{problem}, got {value!r}")
 
     @property
     def label(self) -> str:
@@ -566,6 +661,8 @@ def same_value(a: Any, b: Any) -> bool:
 class Dataset(Component):
     """A dataset plugin: ``load(seed)`` returns :class:`Splits` in model space."""
 
+    validated_entry_points = ("load",)
+
     def load(self, seed: int) -> Splits:
         """Load, split (with ``seed``) and encode the data."""
         raise NotImplementedError
@@ -591,6 +688,7 @@ class Trainer(Component):
     """
 
     classifier_type: ClassVar[type | None] = None
+    validated_entry_points = ("fit", "finetune")
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Classifier:
         """Train a classifier on model-space data with the given seed."""
@@ -610,13 +708,17 @@ class MethodTags:
     trains : bool
         ``fit`` learns from the training data (GenRe, nearest neighbour).
     stochastic : bool
-        Results depend on ``random_state``.
+        Results depend on ``random_state`` (the kit checks that an untagged method's do not).
+    batch_invariant : bool
+        A factual's recourse does not depend on the other factuals of the batch (the kit
+        checks it by generating in chunks).
     """
 
     requires_differentiable: bool = False
     requires_linear: bool = False
     trains: bool = False
     stochastic: bool = False
+    batch_invariant: bool = False
 
 
 class RecourseMethod(Component):
@@ -627,6 +729,7 @@ class RecourseMethod(Component):
     """
 
     tags: ClassVar[MethodTags] = MethodTags()
+    validated_entry_points = ("fit",)
 
     def skip_reason(self, model: Classifier) -> str | None:
         """Why this method cannot run on ``model`` (recorded as a skip), or None."""
@@ -642,7 +745,6 @@ class RecourseMethod(Component):
         Raises :class:`NotApplicable` (with :meth:`skip_reason`) for a model the method cannot
         use, such as a random forest for a gradient method.
         """
-        self.validate_params()
         reason = self.skip_reason(model)
         if reason is not None:
             raise NotApplicable(reason)
@@ -695,6 +797,8 @@ class Shift(Component):
     shift that cannot apply (a natural shift on a dataset without a future split, say) raises
     :class:`NotApplicable`; the harness records the cells as skipped with that reason.
     """
+
+    validated_entry_points = ("updates",)
 
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
@@ -893,22 +997,27 @@ __all__ = [
     "Classifier",
     "Component",
     "ConfigError",
+    "Constraint",
     "ContractError",
     "DataError",
     "Dataset",
     "DuplicateNameError",
     "EvalContext",
     "Finetunable",
+    "Interval",
+    "ListOf",
     "MethodTags",
     "Metric",
     "MetricValue",
     "NotFittedError",
+    "Options",
     "Perturbable",
     "RecourseBenchError",
     "RecourseMethod",
     "Schema",
     "Shift",
     "Splits",
+    "Text",
     "Trainer",
     "Tunable",
     "UnknownNameError",

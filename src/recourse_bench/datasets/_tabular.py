@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..api import Dataset, Splits
+from ..api import Dataset, Interval, Options, Splits
 from ..seeding import derive_seed, numpy_rng
 from . import _files
 from ._encoding import Column, TabularEncoder, encode_splits
@@ -70,14 +70,14 @@ class TabularDataset(Dataset):
     #: The members of ``files`` that only the future split reads.
     future_files: ClassVar[tuple[_files.DataFile, ...]] = ()
 
+    parameter_constraints = {
+        "test_size": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
+        "labels": (Options(LABELS),),
+    }
+
     def __init__(self, test_size: float = 0.3, labels: str = "observed"):
         self.test_size = test_size
         self.labels = labels
-
-    def validate_params(self) -> None:
-        """``test_size`` must lie strictly between 0 and 1; ``labels`` is observed or gold."""
-        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
-        self.check_param("labels", "choice", choices=LABELS)
 
     def columns(self) -> list[Column]:
         """The encoding of every feature column of :meth:`read_frame`."""
@@ -125,7 +125,6 @@ class TabularDataset(Dataset):
         relabelling it with that labeller would remove the concept change that the natural
         shift is there to measure.
         """
-        self.validate_params()
         base = self.frame("base")
         assert base is not None
         features, target = base

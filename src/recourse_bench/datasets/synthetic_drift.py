@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from ..api import Classifier, Dataset, Splits
+from ..api import Classifier, Dataset, Interval, Splits
 from ..models import linear_classifier
 from ..registry import register
 from ..seeding import derive_seed, numpy_rng
@@ -41,6 +41,15 @@ class SyntheticDrift(Dataset):
         Share of rows held out as the test split.
     """
 
+    parameter_constraints = {
+        "n_samples": (Interval("int", low=20),),
+        "n_features": (Interval("int", low=2),),
+        "angle": (Interval("float"),),
+        "drift": (Interval("float"),),
+        "sharpness": (Interval("float", low=0, open_low=True),),
+        "test_size": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
+    }
+
     def __init__(
         self,
         n_samples: int = 1000,
@@ -56,15 +65,6 @@ class SyntheticDrift(Dataset):
         self.drift = drift
         self.sharpness = sharpness
         self.test_size = test_size
-
-    def validate_params(self) -> None:
-        """Check sizes, angles, sharpness and test share."""
-        self.check_param("n_samples", "int", low=20)
-        self.check_param("n_features", "int", low=2)
-        self.check_param("angle", "float")
-        self.check_param("drift", "float")
-        self.check_param("sharpness", "float", low=0, open_low=True)
-        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
 
     def concept(self, rotation: float = 0.0) -> tuple[np.ndarray, float]:
         """Raw-space log-odds ``(w, b)`` of the concept rotated by ``rotation`` radians."""

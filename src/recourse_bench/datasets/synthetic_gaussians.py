@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..api import Dataset, Splits
+from ..api import Dataset, Interval, Splits
 from ..models import linear_classifier
 from ..registry import register
 from ..seeding import numpy_rng
@@ -35,6 +35,13 @@ class SyntheticGaussians(Dataset):
         Share of rows held out as the test split.
     """
 
+    parameter_constraints = {
+        "n_samples": (Interval("int", low=20),),
+        "n_features": (Interval("int", low=1),),
+        "separation": (Interval("float", low=0, open_low=True),),
+        "test_size": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
+    }
+
     def __init__(
         self,
         n_samples: int = 1000,
@@ -46,13 +53,6 @@ class SyntheticGaussians(Dataset):
         self.n_features = n_features
         self.separation = separation
         self.test_size = test_size
-
-    def validate_params(self) -> None:
-        """Check sizes, separation and test share."""
-        self.check_param("n_samples", "int", low=20)
-        self.check_param("n_features", "int", low=1)
-        self.check_param("separation", "float", low=0, open_low=True)
-        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
 
     def load(self, seed: int) -> Splits:
         """Draw the data with ``seed``, split and scale it, and attach the oracle."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..api import Dataset, Splits
+from ..api import Dataset, Interval, Splits
 from ..models._torch import DTYPE, TorchClassifier, as_tensor
 from ..registry import register
 from ..seeding import numpy_rng
@@ -71,6 +71,13 @@ class SyntheticMoons(Dataset):
         Quadrature points of the oracle's integrals.
     """
 
+    parameter_constraints = {
+        "n_samples": (Interval("int", low=20),),
+        "noise": (Interval("float", low=0, open_low=True),),
+        "test_size": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
+        "n_quadrature": (Interval("int", low=16),),
+    }
+
     def __init__(
         self,
         n_samples: int = 1000,
@@ -82,13 +89,6 @@ class SyntheticMoons(Dataset):
         self.noise = noise
         self.test_size = test_size
         self.n_quadrature = n_quadrature
-
-    def validate_params(self) -> None:
-        """Check sizes, noise and test share."""
-        self.check_param("n_samples", "int", low=20)
-        self.check_param("noise", "float", low=0, open_low=True)
-        self.check_param("test_size", "float", low=0, high=1, open_low=True, open_high=True)
-        self.check_param("n_quadrature", "int", low=16)
 
     def load(self, seed: int) -> Splits:
         """Draw the data with ``seed``, split and scale it, and attach the Bayes oracle."""

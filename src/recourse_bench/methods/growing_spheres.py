@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..api import MethodTags, RecourseMethod
+from ..api import Interval, MethodTags, Options, RecourseMethod
 from ..registry import register
 from ..seeding import generator_for
 from ._search import COSTS, accepts
@@ -96,6 +96,16 @@ class GrowingSpheres(RecourseMethod):
 
     tags = MethodTags(stochastic=True)
 
+    parameter_constraints = {
+        "n_samples": (Interval("int", low=1),),
+        "eta": (Interval("float", low=0, open_low=True),),
+        "max_halvings": (Interval("int", low=0),),
+        "max_shells": (Interval("int", low=1),),
+        "cost": (Options(COSTS),),
+        "sparse": (Options((True, False)),),
+        "random_state": (Interval("int"), None),
+    }
+
     def __init__(
         self,
         n_samples: int = 100,
@@ -113,16 +123,6 @@ class GrowingSpheres(RecourseMethod):
         self.cost = cost
         self.sparse = sparse
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("n_samples", "int", low=1)
-        self.check_param("eta", "float", low=0, open_low=True)
-        self.check_param("max_halvings", "int", low=0)
-        self.check_param("max_shells", "int", low=1)
-        self.check_param("cost", "choice", choices=COSTS)
-        self.check_param("sparse", "choice", choices=(True, False))
-        self.check_param("random_state", "int", optional=True)
 
     # ------------------------------------------------------------------------------ helpers
     def _norm(self, delta: np.ndarray, axis: int = -1) -> np.ndarray:

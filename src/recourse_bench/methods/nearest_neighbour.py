@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..api import Classifier, MethodTags, RecourseMethod, Splits
+from ..api import Classifier, Interval, MethodTags, Options, RecourseMethod, Splits
 from ..registry import register
 from ._search import COSTS, accepts
 
@@ -63,16 +63,16 @@ class NearestNeighbour(RecourseMethod):
     so they are not snapped; they satisfy ``schema.violations`` by construction.
     """
 
-    tags = MethodTags(trains=True)
+    tags = MethodTags(trains=True, batch_invariant=True)
+
+    parameter_constraints = {
+        "cost": (Options(COSTS),),
+        "random_state": (Interval("int"), None),
+    }
 
     def __init__(self, cost: str = "l1", random_state: int | None = None):
         self.cost = cost
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("cost", "choice", choices=COSTS)
-        self.check_param("random_state", "int", optional=True)
 
     def fit(self, model: Classifier, splits: Splits) -> NearestNeighbour:
         """Store the training points that ``model`` accepts."""

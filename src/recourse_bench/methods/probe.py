@@ -67,7 +67,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..api import Classifier, MethodTags, RecourseMethod
+from ..api import Classifier, Interval, MethodTags, Options, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
 from ._search import FeasibleSet, accepts, adam_search, shrink_to_boundary, validity_loss
@@ -184,7 +184,23 @@ class Probe(RecourseMethod):
     accepts but whose IR stayed above the target are returned as they are.
     """
 
-    tags = MethodTags(requires_differentiable=True)
+    tags = MethodTags(requires_differentiable=True, batch_invariant=True)
+
+    parameter_constraints = {
+        "invalidation_target": (Interval("float", low=0, high=0.5, open_high=True),),
+        "noise_variance": (Interval("float", low=0, open_low=True),),
+        "ir_weight": (Interval("float", low=0),),
+        "loss_type": (Options(LOSSES),),
+        "lam": (Interval("float", low=0),),
+        "lam_decay": (Interval("float", low=0, high=1, open_low=True),),
+        "n_rounds": (Interval("int", low=1),),
+        "n_iter": (Interval("int", low=1),),
+        "lr": (Interval("float", low=0, open_low=True),),
+        "eps": (Interval("float", low=0),),
+        "shrink_steps": (Interval("int", low=0),),
+        "tol": (Interval("float", low=0),),
+        "random_state": (Interval("int"), None),
+    }
 
     def __init__(
         self,
@@ -215,22 +231,6 @@ class Probe(RecourseMethod):
         self.shrink_steps = shrink_steps
         self.tol = tol
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("invalidation_target", "float", low=0, high=0.5, open_high=True)
-        self.check_param("noise_variance", "float", low=0, open_low=True)
-        self.check_param("ir_weight", "float", low=0)
-        self.check_param("loss_type", "choice", choices=LOSSES)
-        self.check_param("lam", "float", low=0)
-        self.check_param("lam_decay", "float", low=0, high=1, open_low=True)
-        self.check_param("n_rounds", "int", low=1)
-        self.check_param("n_iter", "int", low=1)
-        self.check_param("lr", "float", low=0, open_low=True)
-        self.check_param("eps", "float", low=0)
-        self.check_param("shrink_steps", "int", low=0)
-        self.check_param("tol", "float", low=0)
-        self.check_param("random_state", "int", optional=True)
 
     def _validity_loss(self, logit: torch.Tensor) -> torch.Tensor:
         if self.loss_type == "bce":

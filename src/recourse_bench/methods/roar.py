@@ -105,7 +105,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import Classifier, ConfigError, MethodTags, RecourseMethod
+from ..api import Classifier, Interval, ListOf, MethodTags, Options, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
 from ._search import COSTS, FeasibleSet, accepts, adam_search, distance, validity_loss
@@ -198,7 +198,25 @@ class ROAR(RecourseMethod):
         for every value of lam tried by the last ``generate`` call.
     """
 
-    tags = MethodTags(stochastic=True)
+    tags = MethodTags(stochastic=True, batch_invariant=True)
+
+    parameter_constraints = {
+        "delta_max": (Interval("float", low=0),),
+        "lam": (Interval("float", low=0, open_low=True), Options(("auto",))),
+        "lam_grid": (ListOf(Interval("float", low=0, open_low=True), non_empty=True),),
+        "polish_steps": (Interval("int", low=0),),
+        "lam_tol": (Interval("float", low=0),),
+        "cost": (Options(COSTS),),
+        "lr": (Interval("float", low=0, open_low=True),),
+        "steps": (Interval("int", low=1),),
+        "tol": (Interval("float", low=0),),
+        "surrogate": (Options(SURROGATES),),
+        "n_perturbations": (Interval("int", low=2),),
+        "lime_scale": (Interval("float", low=0, open_low=True),),
+        "kernel_width": (Interval("float", low=0, open_low=True), None),
+        "lime_alpha": (Interval("float", low=0),),
+        "random_state": (Interval("int"), None),
+    }
 
     def __init__(
         self,
@@ -233,36 +251,6 @@ class ROAR(RecourseMethod):
         self.kernel_width = kernel_width
         self.lime_alpha = lime_alpha
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("delta_max", "float", low=0)
-        if self.lam != "auto":
-            lam = self.lam
-            if isinstance(lam, bool) or not isinstance(lam, int | float) or not lam > 0:
-                raise ConfigError(f"{self.name}: lam must be a number > 0 or 'auto', got {lam!r}")
-        grid = self.lam_grid
-        if (
-            not isinstance(grid, list | tuple)
-            or not grid
-            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in grid)
-            or not all(v > 0 for v in grid)
-        ):
-            raise ConfigError(
-                f"{self.name}: lam_grid must be a non-empty list of numbers > 0, got {grid!r}"
-            )
-        self.check_param("polish_steps", "int", low=0)
-        self.check_param("lam_tol", "float", low=0)
-        self.check_param("cost", "choice", choices=COSTS)
-        self.check_param("lr", "float", low=0, open_low=True)
-        self.check_param("steps", "int", low=1)
-        self.check_param("tol", "float", low=0)
-        self.check_param("surrogate", "choice", choices=SURROGATES)
-        self.check_param("n_perturbations", "int", low=2)
-        self.check_param("lime_scale", "float", low=0, open_low=True)
-        self.check_param("kernel_width", "float", low=0, open_low=True, optional=True)
-        self.check_param("lime_alpha", "float", low=0)
-        self.check_param("random_state", "int", optional=True)
 
     def skip_reason(self, model: Classifier) -> str | None:
         """Why ROAR cannot run on ``model`` (None if it can).

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from .. import registry
-from ..api import Classifier, MethodTags, RecourseMethod, Splits
+from ..api import Classifier, Interval, MethodTags, RecourseMethod, Splits
 from ..models._torch import as_tensor
 from ..registry import register
 from ..seeding import generator_for
@@ -207,7 +207,17 @@ class TRex(RecourseMethod):
     """
 
     uses = (("method", "wachter"),)  # its start: the cache keys cover Wachter's code
-    tags = MethodTags(requires_differentiable=True, stochastic=True)
+    tags = MethodTags(requires_differentiable=True, stochastic=True, batch_invariant=True)
+
+    parameter_constraints = {
+        "tau": (Interval("float", low=0, high=1),),
+        "noise_std": (Interval("float", low=0, open_low=True),),
+        "n_samples": (Interval("int", low=1),),
+        "step": (Interval("float", low=0, open_low=True),),
+        "radius": (Interval("float", low=0),),
+        "max_steps": (Interval("int", low=0),),
+        "random_state": (Interval("int"), None),
+    }
 
     def __init__(
         self,
@@ -226,16 +236,6 @@ class TRex(RecourseMethod):
         self.radius = radius
         self.max_steps = max_steps
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("tau", "float", low=0, high=1)
-        self.check_param("noise_std", "float", low=0, open_low=True)
-        self.check_param("n_samples", "int", low=1)
-        self.check_param("step", "float", low=0, open_low=True)
-        self.check_param("radius", "float", low=0)
-        self.check_param("max_steps", "int", low=0)
-        self.check_param("random_state", "int", optional=True)
 
     def fit(self, model: Classifier, splits: Splits) -> TRex:
         """Attach the model and fit the base Wachter method on the same model and data."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..api import MethodTags, RecourseMethod
+from ..api import Interval, MethodTags, Options, RecourseMethod
 from ..models._torch import as_tensor
 from ..registry import register
 from ._search import (
@@ -74,7 +74,20 @@ class Wachter(RecourseMethod):
         Unused: the search is deterministic. Accepted so that every method has the parameter.
     """
 
-    tags = MethodTags(requires_differentiable=True)
+    tags = MethodTags(requires_differentiable=True, batch_invariant=True)
+
+    parameter_constraints = {
+        "lam": (Interval("float", low=0, open_low=True),),
+        "lam_growth": (Interval("float", low=1),),
+        "n_rounds": (Interval("int", low=1),),
+        "steps": (Interval("int", low=1),),
+        "lr": (Interval("float", low=0, open_low=True),),
+        "cost": (Options(COSTS),),
+        "margin": (Interval("float", low=0, high=0.5, open_high=True),),
+        "shrink_steps": (Interval("int", low=0),),
+        "tol": (Interval("float", low=0),),
+        "random_state": (Interval("int"), None),
+    }
 
     def __init__(
         self,
@@ -99,19 +112,6 @@ class Wachter(RecourseMethod):
         self.shrink_steps = shrink_steps
         self.tol = tol
         self.random_state = random_state
-
-    def validate_params(self) -> None:
-        """Check every parameter's type and range."""
-        self.check_param("lam", "float", low=0, open_low=True)
-        self.check_param("lam_growth", "float", low=1)
-        self.check_param("n_rounds", "int", low=1)
-        self.check_param("steps", "int", low=1)
-        self.check_param("lr", "float", low=0, open_low=True)
-        self.check_param("cost", "choice", choices=COSTS)
-        self.check_param("margin", "float", low=0, high=0.5, open_high=True)
-        self.check_param("shrink_steps", "int", low=0)
-        self.check_param("tol", "float", low=0)
-        self.check_param("random_state", "int", optional=True)
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Recourses for all rows of ``X`` (NaN rows where none was found)."""

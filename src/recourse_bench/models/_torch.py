@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..api import ConfigError, Trainer
+from ..api import ConfigError, Interval, Trainer
 from ..seeding import torch_generator
 
 DTYPE = torch.float64
@@ -292,6 +292,12 @@ class TorchTrainer(Trainer):
 
     tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("lr", "epochs")
     classifier_type: ClassVar[type] = TorchClassifier
+    parameter_constraints = {
+        "epochs": (Interval("int", low=1),),
+        "lr": (Interval("float", low=0, open_low=True),),
+        "batch_size": (Interval("int", low=1), None),
+        "weight_decay": (Interval("float", low=0),),
+    }
 
     epochs: int
     lr: float
@@ -301,13 +307,6 @@ class TorchTrainer(Trainer):
     def network(self, n_features: int) -> nn.Module:
         """The untrained network for ``n_features`` inputs."""
         raise NotImplementedError
-
-    def validate_params(self) -> None:
-        """Check the training parameters."""
-        self.check_param("epochs", "int", low=1)
-        self.check_param("lr", "float", low=0, open_low=True)
-        self.check_param("batch_size", "int", low=1, optional=True)
-        self.check_param("weight_decay", "float", low=0)
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> TorchClassifier:
         """Train on model-space data with the given seed."""

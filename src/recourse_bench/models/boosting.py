@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ..api import Trainer
+from ..api import Interval, Trainer
 from ..registry import register
 from ._sklearn import SklearnClassifier, finetune_copy
 
@@ -38,16 +38,16 @@ class Boosting(Trainer):
     classifier_type: ClassVar[type] = SklearnClassifier
     leaf_counts: ClassVar[tuple[int, ...]] = (8, 15, 31, 63)
 
+    parameter_constraints = {
+        "max_iter": (Interval("int", low=1),),
+        "learning_rate": (Interval("float", low=0, open_low=True),),
+        "max_leaf_nodes": (Interval("int", low=2),),
+    }
+
     def __init__(self, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
-
-    def validate_params(self) -> None:
-        """Check iterations, learning rate and tree size."""
-        self.check_param("max_iter", "int", low=1)
-        self.check_param("learning_rate", "float", low=0, open_low=True)
-        self.check_param("max_leaf_nodes", "int", low=2)
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> SklearnClassifier:
         """Train on model-space data with the given seed."""

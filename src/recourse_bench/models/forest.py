@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from ..api import Trainer
+from ..api import Interval, Trainer
 from ..registry import register
 from ._sklearn import SklearnClassifier, finetune_copy
 
@@ -38,18 +38,18 @@ class Forest(Trainer):
     classifier_type: ClassVar[type] = SklearnClassifier
     depths: ClassVar[tuple[int | None, ...]] = (4, 8, 16, None)
 
+    parameter_constraints = {
+        "n_estimators": (Interval("int", low=1),),
+        "max_depth": (Interval("int", low=1), None),
+        "min_samples_leaf": (Interval("int", low=1),),
+    }
+
     def __init__(
         self, n_estimators: int = 100, max_depth: int | None = None, min_samples_leaf: int = 1
     ):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
-
-    def validate_params(self) -> None:
-        """Check the forest's sizes."""
-        self.check_param("n_estimators", "int", low=1)
-        self.check_param("max_depth", "int", low=1, optional=True)
-        self.check_param("min_samples_leaf", "int", low=1)
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> SklearnClassifier:
         """Train on model-space data with the given seed."""

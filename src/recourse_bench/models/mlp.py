@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ..api import Interval, ListOf
 from ..registry import register
 from ._torch import TorchTrainer
 
@@ -43,6 +44,11 @@ class MLP(TorchTrainer):
         (32, 32, 32),
     )
 
+    parameter_constraints = {
+        **TorchTrainer.parameter_constraints,
+        "hidden": (ListOf(Interval("int", low=1)),),
+    }
+
     def __init__(
         self,
         hidden: tuple[int, ...] = (32, 32),
@@ -56,11 +62,6 @@ class MLP(TorchTrainer):
         self.lr = lr
         self.batch_size = batch_size
         self.weight_decay = weight_decay
-
-    def validate_params(self) -> None:
-        """Check the training parameters and the hidden widths."""
-        super().validate_params()
-        self.check_param("hidden", "ints", low=1)
 
     def network(self, n_features: int) -> nn.Module:
         """ReLU hidden layers of the given widths, then one output unit."""

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import ArchitectureFamily, Classifier, Shift, Splits, Trainer, same_value
+from ..api import ArchitectureFamily, Classifier, Interval, Shift, Splits, Trainer, same_value
 from ..registry import register
 
 
@@ -80,12 +80,12 @@ class Architecture(Shift):
 
     trainer_needs = (ArchitectureFamily,)
 
+    parameter_constraints = {
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, n_models: int = 10):
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``n_models`` must be a positive integer."""
-        self.check_param("n_models", "int", low=1)
 
     def not_applicable(self, trainer: Trainer) -> str | None:
         """Why not: the trainer is no :class:`ArchitectureFamily`, or has no other variant."""
@@ -113,7 +113,6 @@ class Architecture(Shift):
 
     def trainers(self, trainer: Trainer, seed: int) -> list[tuple[Trainer, int]]:
         """The K trainers to fit and their seeds: variant ``k mod V`` with seed ``s_k``."""
-        self.validate_params()
         self.check_applies(trainer)
         variants = self.variants(trainer)
         return [

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import Splits
+from ..api import Interval, Splits
 from ..registry import register
 from ._resampling import ResamplingShift
 
@@ -75,18 +75,17 @@ class Bootstrap(ResamplingShift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=0, high=1, open_high=True),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.0, n_models: int = 10):
         self.severity = severity
         self.n_models = n_models
 
-    def validate_params(self) -> None:
-        """``severity`` in [0, 1), ``n_models`` a positive integer."""
-        self.check_param("severity", "float", low=0, high=1, open_high=True)
-        self.check_param("n_models", "int", low=1)
-
     def sample(self, splits: Splits, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A stratified resample with replacement, ``1 - severity`` times the training size."""
-        self.validate_params()
         y = splits.y_train
         n = len(y)
         m = max(2, round((1.0 - float(self.severity)) * n))

@@ -43,10 +43,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from ..api import NotApplicable, Splits
+from ..api import Interval, NotApplicable, Splits, Text
 from ..registry import register
 from ._resampling import ResamplingShift
-from .covariate import check_feature_param, choose_feature
+from .covariate import choose_feature
 
 
 def flip_region(X_train: np.ndarray, column: int) -> np.ndarray:
@@ -84,16 +84,16 @@ class ConceptDrift(ResamplingShift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "feature": (Text("a model-space feature name"), None),
+        "severity": (Interval("float", low=0, high=1),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.2, feature: str | None = None, n_models: int = 10):
         self.severity = severity
         self.feature = feature
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``severity`` in [0, 1], ``feature`` a name or None, ``n_models`` positive."""
-        self.check_param("severity", "float", low=0, high=1)
-        check_feature_param(self)
-        self.check_param("n_models", "int", low=1)
 
     def region(self, splits: Splits) -> np.ndarray:
         """The training rows whose labels may flip (flip mode).
@@ -119,7 +119,6 @@ class ConceptDrift(ResamplingShift):
 
     def sample(self, splits: Splits, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The training rows with new labels (flipped in the region, or from a rotated concept)."""
-        self.validate_params()
         if self.feature is not None:
             choose_feature(self, splits.schema, self.feature)
         X, y = splits.X_train, splits.y_train

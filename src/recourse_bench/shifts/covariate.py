@@ -38,26 +38,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import ConfigError, NotApplicable, Schema, Shift, Splits
+from ..api import ConfigError, Interval, NotApplicable, Schema, Shift, Splits, Text
 from ..registry import register
 from ._resampling import ResamplingShift, weighted_resample
 
 MAX_TILT = 10.0
-
-
-def check_feature_param(shift: Shift) -> None:
-    """Raise :class:`ConfigError` unless ``shift.feature`` is None or a string.
-
-    Parameters
-    ----------
-    shift : Shift
-        A shift with a ``feature`` parameter.
-    """
-    value = shift.feature  # type: ignore[attr-defined]
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(
-            f"{shift.name}: feature must be a model-space feature name (or null), got {value!r}"
-        )
 
 
 def choose_feature(shift: Shift, schema: Schema, feature: str | None) -> int:
@@ -117,16 +102,16 @@ class Covariate(ResamplingShift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "feature": (Text("a model-space feature name"), None),
+        "severity": (Interval("float", low=-MAX_TILT, high=MAX_TILT),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 1.0, feature: str | None = None, n_models: int = 10):
         self.severity = severity
         self.feature = feature
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``severity`` in [-10, 10], ``feature`` a name or None, ``n_models`` positive."""
-        self.check_param("severity", "float", low=-MAX_TILT, high=MAX_TILT)
-        check_feature_param(self)
-        self.check_param("n_models", "int", low=1)
 
     def weights(self, splits: Splits) -> np.ndarray:
         """Sampling weights of the training rows, normalised to sum to 1.
@@ -141,7 +126,6 @@ class Covariate(ResamplingShift):
         ndarray
             One probability per training row.
         """
-        self.validate_params()
         column = choose_feature(self, splits.schema, self.feature)
         values = splits.X_train[:, column]
         std = float(values.std())

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import Classifier, Finetunable, NotApplicable, Shift, Splits, Trainer
+from ..api import Classifier, Finetunable, Interval, NotApplicable, Options, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import numpy_rng
 
@@ -66,6 +66,12 @@ class Finetune(Shift):
 
     trainer_needs = (Finetunable,)
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=0),),
+        "data": (Options(("train", "future")),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.5, data: str = "train", n_models: int = 10):
         self.severity = severity
         self.data = data
@@ -74,12 +80,6 @@ class Finetune(Shift):
     def reads_future(self) -> bool:
         """Whether the updates read the future split."""
         return self.data == "future"
-
-    def validate_params(self) -> None:
-        """``severity`` a number >= 0, ``data`` train or future, ``n_models`` positive."""
-        self.check_param("severity", "float", low=0)
-        self.check_param("data", "choice", choices=("train", "future"))
-        self.check_param("n_models", "int", low=1)
 
     def new_data(self, splits: Splits) -> tuple[np.ndarray, np.ndarray]:
         """The data the resamples are drawn from: the training or the future split."""
@@ -97,7 +97,6 @@ class Finetune(Shift):
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K fine-tuned copies of ``base_model``, one per bootstrap resample."""
-        self.validate_params()
         self.check_applies(trainer, base_model)
         assert isinstance(trainer, Finetunable)
         X, y = self.new_data(splits)

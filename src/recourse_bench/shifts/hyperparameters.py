@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..api import Classifier, Shift, Splits, Trainer, Tunable
+from ..api import Classifier, Interval, Shift, Splits, Trainer, Tunable
 from ..registry import register
 from ..seeding import numpy_rng
 from .architecture import rebuilt, trainer_name
@@ -67,14 +67,14 @@ class Hyperparameters(Shift):
 
     trainer_needs = (Tunable,)
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=0),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 1.0, n_models: int = 10):
         self.severity = severity
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``severity`` a number >= 0, ``n_models`` a positive integer."""
-        self.check_param("severity", "float", low=0)
-        self.check_param("n_models", "int", low=1)
 
     def not_applicable(self, trainer: Trainer) -> str | None:
         """Why not: the trainer is no :class:`Tunable`, or its tuple of names is empty."""
@@ -100,7 +100,6 @@ class Hyperparameters(Shift):
 
     def trainers(self, trainer: Trainer, seed: int) -> list[tuple[Trainer, int]]:
         """The K trainers to fit and their seeds ``s_k``."""
-        self.validate_params()
         self.check_applies(trainer)
         return [
             (rebuilt(trainer, self.changes(trainer, draw_seed)), draw_seed)

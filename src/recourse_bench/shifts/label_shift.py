@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import Splits
+from ..api import Interval, Splits
 from ..registry import register
 from ._resampling import ResamplingShift
 from .bootstrap import stratified_rows
@@ -47,14 +47,14 @@ class LabelShift(ResamplingShift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=-1, high=1, open_low=True, open_high=True),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.1, n_models: int = 10):
         self.severity = severity
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``severity`` in (-1, 1), ``n_models`` a positive integer."""
-        self.check_param("severity", "float", low=-1, high=1, open_low=True, open_high=True)
-        self.check_param("n_models", "int", low=1)
 
     def target_share(self, splits: Splits) -> float:
         """The class-1 share of every sample: clip(p + severity, 0.05, 0.95).
@@ -69,7 +69,6 @@ class LabelShift(ResamplingShift):
         float
             The target share q.
         """
-        self.validate_params()
         p = float(np.mean(splits.y_train == 1))
         return float(np.clip(p + float(self.severity), LOWEST_SHARE, HIGHEST_SHARE))
 

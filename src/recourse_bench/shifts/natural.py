@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from ..api import Classifier, NotApplicable, Shift, Splits, Trainer
+from ..api import Classifier, Interval, NotApplicable, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import derive_seed
 from .new_data import require_future
@@ -54,16 +54,16 @@ class Natural(Shift):
         Number K of updated models; beyond 5 the folds are cut again with new seeds.
     """
 
+    parameter_constraints = {
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, n_models: int = 5):
         self.n_models = n_models
 
     def reads_future(self) -> bool:
         """Whether the updates read the future split."""
         return True
-
-    def validate_params(self) -> None:
-        """``n_models`` must be a positive integer."""
-        self.check_param("n_models", "int", low=1)
 
     def training_rows(self, y_future: np.ndarray, seed: int) -> list[np.ndarray]:
         """Per updated model, the indices of the future rows it is trained on.
@@ -80,7 +80,6 @@ class Natural(Shift):
         list of ndarray
             ``n_models`` index arrays: the future split minus one fold each.
         """
-        self.validate_params()
         counts = np.bincount(np.asarray(y_future, dtype=int), minlength=2)
         if counts.min() < N_FOLDS:
             raise NotApplicable(
@@ -100,7 +99,6 @@ class Natural(Shift):
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K models, each trained on the future split minus one fold."""
-        self.validate_params()
         X_future, y_future = require_future(self.name, splits)
         draws = self.draw_seeds(seed, self.n_models)
         return [

@@ -36,7 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..api import Classifier, NotApplicable, Splits, Trainer
+from ..api import Classifier, Interval, NotApplicable, Splits, Trainer
 from ..registry import register
 from ._resampling import ResamplingShift
 
@@ -80,6 +80,11 @@ class NewData(ResamplingShift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=0, high=1),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.5, n_models: int = 10):
         self.severity = severity
         self.n_models = n_models
@@ -88,22 +93,15 @@ class NewData(ResamplingShift):
         """Whether the updates read the future split."""
         return True
 
-    def validate_params(self) -> None:
-        """``severity`` in [0, 1], ``n_models`` a positive integer."""
-        self.check_param("severity", "float", low=0, high=1)
-        self.check_param("n_models", "int", low=1)
-
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K models; a deferred future split is read once, not once per model."""
-        self.validate_params()
         future = require_future(self.name, splits)
         return super().updates(replace(splits, future=future), trainer, base_model, seed)
 
     def sample(self, splits: Splits, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The training split followed by ``round(severity * N_f)`` future rows."""
-        self.validate_params()
         X_future, y_future = require_future(self.name, splits)
         m = round(float(self.severity) * len(y_future))
         rows = rng.choice(len(y_future), size=m, replace=False)

@@ -7,7 +7,7 @@ how many recourses are lost to nothing but the randomness of training.
 
 from __future__ import annotations
 
-from ..api import Classifier, Shift, Splits, Trainer
+from ..api import Classifier, Interval, Shift, Splits, Trainer
 from ..registry import register
 
 
@@ -21,12 +21,12 @@ class RetrainSeed(Shift):
         Number K of updated models.
     """
 
+    parameter_constraints = {
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, n_models: int = 10):
         self.n_models = n_models
-
-    def validate_params(self) -> None:
-        """``n_models`` must be a positive integer."""
-        self.check_param("n_models", "int", low=1)
 
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int

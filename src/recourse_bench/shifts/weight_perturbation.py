@@ -42,7 +42,7 @@ Parameters: ``severity`` (default 0.05), ``kind`` (default ``"uniform"``), ``n_m
 
 from __future__ import annotations
 
-from ..api import Classifier, Perturbable, Shift, Splits, Trainer
+from ..api import Classifier, Interval, Options, Perturbable, Shift, Splits, Trainer
 from ..registry import register
 from ..seeding import numpy_rng
 
@@ -63,22 +63,21 @@ class WeightPerturbation(Shift):
 
     model_needs = (Perturbable,)
 
+    parameter_constraints = {
+        "severity": (Interval("float", low=0),),
+        "kind": (Options(("uniform", "gaussian")),),
+        "n_models": (Interval("int", low=1),),
+    }
+
     def __init__(self, severity: float = 0.05, kind: str = "uniform", n_models: int = 10):
         self.severity = severity
         self.kind = kind
         self.n_models = n_models
 
-    def validate_params(self) -> None:
-        """``severity`` a number >= 0, ``kind`` uniform or gaussian, ``n_models`` positive."""
-        self.check_param("severity", "float", low=0)
-        self.check_param("kind", "choice", choices=("uniform", "gaussian"))
-        self.check_param("n_models", "int", low=1)
-
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K perturbed copies of ``base_model``, one noise draw each."""
-        self.validate_params()
         self.check_applies(trainer, base_model)
         assert isinstance(base_model, Perturbable)
         return [

@@ -20,11 +20,13 @@ from sklearn.base import clone
 
 from .. import registry
 from ..api import (
+    Component,
     ContractError,
     DataError,
     NotFittedError,
     RecourseMethod,
     Schema,
+    admits,
     check_recourse_output,
     contract_message,
     same_value,
@@ -180,6 +182,83 @@ def check_init_stores_params(method: RecourseMethod, problem: ToyProblem) -> Non
 
 
 _MISSING = object()
+
+
+@_check(needs_model=False)
+def check_parameter_constraints(method: RecourseMethod, problem: ToyProblem) -> None:
+    """Every parameter has declared constraints, which admit its default.
+
+    ``parameter_constraints`` names exactly the keys of ``get_params()``, so the harness can
+    refuse a bad value in one line before any work (and ``recourse-bench list`` can show the
+    allowed values).
+    """
+    check_constraints_cover_params(method)
+
+
+def check_constraints_cover_params(component: Component) -> None:
+    """The shared body of every kit's ``check_parameter_constraints``."""
+    cls = type(component)
+    declared = set(cls.parameter_constraints)
+    params = set(component.get_params(deep=False))
+    fix = (
+        f"declare `parameter_constraints = {{name: (Interval(...), Options(...), None, ...)}}` on "
+        f"{cls.__name__} with one entry per __init__ parameter (see recourse_bench.api)"
+    )
+    if declared != params:
+        missing, extra = sorted(params - declared), sorted(declared - params)
+        got = "; ".join(
+            part
+            for part in (
+                f"no constraint for {', '.join(missing)}" if missing else "",
+                f"constraints for {', '.join(extra)}, which are no parameters" if extra else "",
+            )
+            if part
+        )
+        raise _fail("a constraint for each parameter, and for nothing else", got, fix)
+    defaults = cls.param_defaults()
+    refused = [
+        f"{name}={defaults[name]!r}"
+        for name, allowed in cls.parameter_constraints.items()
+        if name in defaults and not any(admits(c, defaults[name]) for c in allowed)
+    ]
+    if refused:
+        raise _fail(
+            "the constraints to admit the defaults", f"they refuse {', '.join(refused)}", fix
+        )
+
+
+@_check()
+def check_stochastic_tag(method: RecourseMethod, problem: ToyProblem) -> None:
+    """The ``stochastic`` tag tells the truth.
+
+    A method that is not tagged ``stochastic`` gives the same recourses with ``random_state``
+    0 and 1 (where it has the parameter); a stochastic one takes ``random_state``.
+    """
+    has_seed = "random_state" in method.get_params(deep=False)
+    if method.tags.stochastic:
+        if not has_seed:
+            raise _fail(
+                "a method tagged stochastic to take random_state",
+                "no random_state parameter",
+                "add `random_state: int | None = None` to __init__ and draw every random "
+                "number from it",
+            )
+        return
+    if not has_seed:
+        raise SkipCheck(f"{type(method).__name__} has no random_state to vary")
+    first, _ = _recourses(_with_random_state(method, 0), problem)
+    second, _ = _recourses(_with_random_state(method, 1), problem)
+    if not _same_output(first, second):
+        again, _ = _recourses(_with_random_state(method, 0), problem)
+        if not _same_output(first, again):
+            raise SkipCheck(
+                "the same random_state gives different recourses: see check_reproducible"
+            )
+        raise _fail(
+            "a method not tagged stochastic to ignore random_state",
+            f"random_state 0 and 1 give different recourses ({_difference(first, second)})",
+            "declare `tags = MethodTags(stochastic=True)` (or stop drawing random numbers)",
+        )
 
 
 @_check(needs_model=False)
@@ -565,14 +644,14 @@ def check_no_global_rng(method: RecourseMethod, problem: ToyProblem) -> None:
 def check_batch_invariance(method: RecourseMethod, problem: ToyProblem) -> None:
     """Where declared, a factual's recourse does not depend on the other rows of the batch.
 
-    A method declares it with a class attribute ``batch_invariant = True`` (there is no tag for
-    it); the check is skipped otherwise. ``generate`` on all factuals must equal ``generate``
-    on row chunks (one row, then chunks of 8), up to 1e-8.
+    A method declares it with the tag ``MethodTags(batch_invariant=True)``; the check is skipped
+    otherwise. ``generate`` on all factuals must equal ``generate`` on row chunks (one row, then
+    chunks of 8), up to 1e-8.
     """
-    if getattr(type(method), "batch_invariant", False) is not True:
+    if not method.tags.batch_invariant:
         raise SkipCheck(
-            f"{type(method).__name__} does not declare batch_invariant = True (a recourse may "
-            "depend on the other rows of the batch)"
+            f"{type(method).__name__} does not declare MethodTags(batch_invariant=True) (a "
+            "recourse may depend on the other rows of the batch)"
         )
     _fit(method, problem)
     factuals = problem.factuals
@@ -583,9 +662,9 @@ def check_batch_invariance(method: RecourseMethod, problem: ToyProblem) -> None:
     same_found = np.array_equal(np.isnan(whole), np.isnan(chunked))
     if not same_found or not np.allclose(whole, chunked, rtol=0, atol=1e-8, equal_nan=True):
         raise _fail(
-            "generate on the whole batch to equal generate on row chunks (batch_invariant = True)",
+            "generate on the whole batch to equal generate on row chunks (batch_invariant=True)",
             _difference(whole, chunked),
-            "give each row its own budget and random stream, or remove batch_invariant = True",
+            "give each row its own budget and random stream, or remove batch_invariant=True",
         )
 
 

@@ -67,7 +67,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ...api import Classifier, ConfigError, MethodTags, RecourseMethod, Splits
+from ...api import Classifier, ConfigError, Interval, MethodTags, Options, RecourseMethod, Splits
 from ...registry import register
 from ...seeding import derive_seed
 from .layout import Layout
@@ -181,6 +181,32 @@ class GenRe(RecourseMethod):
         "progress": False,
     }
 
+    parameter_constraints = {
+        "gamma": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
+        "lam": (Interval("float", low=0),),
+        "top_k": (Interval("int", low=1),),
+        "val_fraction": (Interval("float", low=0, high=1, open_high=True),),
+        "val_targets": (Options(VAL_TARGETS),),
+        "n_bins": (Interval("int", low=2),),
+        "width": (Interval("int", low=1),),
+        "n_heads": (Interval("int", low=1),),
+        "n_encoder_layers": (Interval("int", low=0),),
+        "n_decoder_layers": (Interval("int", low=1),),
+        "ffn_width": (Interval("int", low=1),),
+        "dropout": (Interval("float", low=0, high=1, open_high=True),),
+        "lr": (Interval("float", low=0, open_low=True),),
+        "batch_size": (Interval("int", low=1),),
+        "max_steps": (Interval("int", low=1),),
+        "eval_every": (Interval("int", low=1),),
+        "patience": (Interval("int", low=1),),
+        "tau": (Interval("float", low=0, open_low=True),),
+        "noise": (Interval("float", low=0),),
+        "n_candidates": (Interval("int", low=1),),
+        "device": (Options(DEVICES),),
+        "progress": (Options((True, False)),),
+        "random_state": (Interval("int"), None),
+    }
+
     def __init__(
         self,
         gamma: float = 0.7,
@@ -233,33 +259,11 @@ class GenRe(RecourseMethod):
 
     def validate_params(self) -> None:
         """Check every parameter's type and range."""
-        self.check_param("gamma", "float", low=0, high=1, open_low=True, open_high=True)
-        self.check_param("lam", "float", low=0)
-        self.check_param("top_k", "int", low=1)
-        self.check_param("val_fraction", "float", low=0, high=1, open_high=True)
-        self.check_param("val_targets", "choice", choices=VAL_TARGETS)
-        self.check_param("n_bins", "int", low=2)
-        self.check_param("width", "int", low=1)
-        self.check_param("n_heads", "int", low=1)
+        super().validate_params()
         if self.width % self.n_heads:
             raise ConfigError(
                 f"{self.name}: width ({self.width}) must be a multiple of n_heads ({self.n_heads})"
             )
-        self.check_param("n_encoder_layers", "int", low=0)
-        self.check_param("n_decoder_layers", "int", low=1)
-        self.check_param("ffn_width", "int", low=1)
-        self.check_param("dropout", "float", low=0, high=1, open_high=True)
-        self.check_param("lr", "float", low=0, open_low=True)
-        self.check_param("batch_size", "int", low=1)
-        self.check_param("max_steps", "int", low=1)
-        self.check_param("eval_every", "int", low=1)
-        self.check_param("patience", "int", low=1)
-        self.check_param("tau", "float", low=0, open_low=True)
-        self.check_param("noise", "float", low=0)
-        self.check_param("n_candidates", "int", low=1)
-        self.check_param("device", "choice", choices=DEVICES)
-        self.check_param("progress", "choice", choices=(True, False))
-        self.check_param("random_state", "int", optional=True)
 
     # ------------------------------------------------------------------------------ helpers
     def _device(self) -> torch.device:
