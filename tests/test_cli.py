@@ -243,10 +243,10 @@ def test_list_describes_one_plugin(run_cli):
     assert code == 0
     assert out.startswith("method wachter (recourse_bench.methods.wachter.Wachter)")
     assert "needs: gradients (a differentiable model)" in out
-    assert '  cost = \'l1\'    [{"l1", "l2"}]' in out  # default and allowed values
-    assert "  lam = 0.1    [float]" in out and "Initial weight of the validity loss" in out
+    assert "  cost = 'l1'    [one of l1, l2]" in out  # default and allowed values
+    assert "  lam = 0.1    [a number > 0]" in out and "Initial weight of the validity loss" in out
     code, out, _ = run_cli("list", "datasets", "adult")  # parameters documented on a base class
-    assert '  labels = \'observed\'    [{"observed", "gold"}]' in out
+    assert "  labels = 'observed'    [one of observed, gold]" in out
     code, out, _ = run_cli("list", "metrics", "violations")
     assert "stage: static; lower is better; bounds [0, 1]" in out
     code, _, err = run_cli("list", "methods", "wachtr")

@@ -1,8 +1,9 @@
 """What ``recourse-bench list KIND NAME`` prints about one plugin.
 
 The summary is the first paragraph of the plugin's docstring; the parameters are those of its
-``__init__`` with their defaults, and the type and allowed values its numpydoc ``Parameters``
-section gives (``cost : {"l1", "l2"}, default "l1"``). Metrics show their stage, direction and
+``__init__`` with their defaults, the values their declared ``parameter_constraints`` admit
+(else the type its numpydoc ``Parameters`` section gives) and the first line of their
+description. Metrics show their stage, direction and
 bounds; methods what they need from a model; datasets their size and natural shift.
 """
 
@@ -13,7 +14,7 @@ import re
 from typing import Any
 
 from . import registry
-from .api import Component, Metric, RecourseMethod, Trainer
+from .api import Component, Metric, RecourseMethod, Trainer, describe_constraints
 
 _HEADING = re.compile(r"^(\w[\w ]*)\n-{3,}$", re.MULTILINE)
 _ENTRY = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*:\s*(.*)$")
@@ -67,6 +68,9 @@ def describe(kind: str, name: str) -> str:
     for param in plugin.param_names():
         default = repr(defaults[param]) if param in defaults else "(required)"
         kind_line, text = documented.get(param, ("", ""))
+        allowed = plugin.parameter_constraints.get(param)
+        if allowed is not None:
+            kind_line = describe_constraints(allowed)
         lines.append(f"  {param} = {default}" + (f"    [{kind_line}]" if kind_line else ""))
         if text:
             lines.append(f"      {text}")
