@@ -188,15 +188,15 @@ class Broken(RecourseMethod):
 
 def test_check_method_prints_a_pass_fail_table_and_exits_1_on_failures(tmp_path, run_cli):
     code, out, _ = run_cli("check-method", "nearest-neighbour")
-    assert code == 0 and "## nearest-neighbour: passes" in out
+    assert code == 0 and "## method nearest-neighbour: passes" in out
     assert "| check_immutables_kept | passed |" in out
     plugin = tmp_path / "broken.py"
     plugin.write_text(BROKEN_PLUGIN, encoding="utf-8")
     code, out, _ = run_cli("check-method", "--plugin", plugin)
-    assert code == 1 and "## broken-for-cli: fails" in out
+    assert code == 1 and "## method broken-for-cli: fails" in out
     assert "| check_immutables_kept | failed |" in out and "| check_no_global_rng | failed |" in out
     code, out, _ = run_cli("check-method", "recourse_bench.methods.wachter:Wachter")
-    assert code == 0 and "## wachter: passes" in out
+    assert code == 0 and "## method wachter: passes" in out
     for target in ("no_such_module:Thing", "recourse_bench.api:Schema"):
         code, _, err = run_cli("check-method", target)
         assert code == 2 and len(err.strip().splitlines()) == 1 and target in err

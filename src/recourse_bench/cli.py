@@ -159,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
     )
 
+    check_any = sub.add_parser(
+        "check",
+        help="run the conformance kit of every plugin a file registers (or of one registered)",
+    )
+    check_any.add_argument(
+        "kind", nargs="?", choices=sorted(LIST_KINDS), help="with NAME: one registered plugin"
+    )
+    check_any.add_argument("name", nargs="?", help="the registered name")
+    check_any.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE", help="load plugins from a file"
+    )
+
     data = sub.add_parser("data", help="dataset files: fetch, verify, or show where they are")
     data.add_argument("action", choices=("fetch", "verify", "where"))
     data.add_argument("name", nargs="?", help="one dataset (default: all)")
@@ -190,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "list": _list,
             "data": _data,
             "check-method": _check_method,
+            "check": _check,
         }
         return commands[args.command](args)
     except RecourseBenchError as exc:
@@ -425,12 +438,43 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def _check_method(args: argparse.Namespace) -> int:
-    from .testing import check_method
+    return _run_kits(_methods_to_check(args))
 
-    methods = _methods_to_check(args)
+
+def _check(args: argparse.Namespace) -> int:
+    """``check --plugin FILE``: the kits of what the files register; ``check KIND NAME``: one."""
+    modules = [registry.load_plugin_file(path) for path in args.plugin]
+    if args.kind and args.name:
+        return _run_kits([_plugin_instance(LIST_KINDS[args.kind], args.name)])
+    if args.kind or args.name:
+        raise ConfigError("check: give KIND and NAME (e.g. `check shifts bootstrap`), or --plugin")
+    names = {module.__name__ for module in modules}
+    found = [
+        _plugin_instance(kind, name)
+        for kind in registry.KINDS
+        for name in registry.available(kind)
+        if registry.defining_module(registry.get(kind, name)) in names
+    ]
+    if not found:
+        raise ConfigError(
+            "check: pass --plugin FILE with a file that registers a plugin, or KIND NAME"
+        )
+    return _run_kits(found)
+
+
+def _plugin_instance(kind: str, name: str) -> Any:
+    """A registered plugin ready for its kit: a metric as registered, others with defaults."""
+    plugin = registry.get(kind, name)
+    return plugin if kind == "metric" else _instance(plugin)
+
+
+def _run_kits(components: list[Any]) -> int:
+    """Run each component's kit and print a pass/fail table per component; 1 if any failed."""
+    from .testing import check_component, kind_of
+
     failed = 0
-    for method in methods:
-        results = check_method(method, raise_on_failure=False)
+    for component in components:
+        results = check_component(component, raise_on_failure=False)
         rows = [
             {
                 "check": r.name,
@@ -444,7 +488,9 @@ def _check_method(args: argparse.Namespace) -> int:
         bad = [r for r in results if not r.ok]
         failed += bool(bad)
         verdict = "passes" if not bad else f"fails {len(bad)} of {len(results)} checks"
-        print(f"## {method.label}: {verdict}\n\n{to_markdown(pd.DataFrame(rows))}")
+        label = getattr(component, "label", None) or component.name
+        kind = kind_of(component)
+        print(f"## {kind} {label}: {verdict}\n\n{to_markdown(pd.DataFrame(rows))}")
     return 1 if failed else 0
 
 
@@ -471,7 +517,9 @@ def _methods_to_check(args: argparse.Namespace) -> list[Any]:
     names = [
         name
         for name in registry.available("method")
-        if any(registry.get("method", name).__module__ == m.__name__ for m in modules)
+        if any(
+            registry.defining_module(registry.get("method", name)) == m.__name__ for m in modules
+        )
     ]
     if not names:
         raise ConfigError(
@@ -482,13 +530,13 @@ def _methods_to_check(args: argparse.Namespace) -> list[Any]:
 
 
 def _instance(cls: type) -> Any:
-    """The method with its default parameters; one line if it has none to construct with."""
+    """The plugin with its default parameters; one line if it has none to construct with."""
     try:
         return cls()
     except Exception as exc:
         raise ConfigError(
-            f"check-method: {cls.__name__}() failed ({type(exc).__name__}: {exc}); give every "
-            "__init__ parameter a default, as the kit and the harness construct methods that way"
+            f"check: {cls.__name__}() failed ({type(exc).__name__}: {exc}); give every "
+            "__init__ parameter a default, as the kit and the harness construct plugins that way"
         ) from None
 
 

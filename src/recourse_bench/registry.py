@@ -186,6 +186,11 @@ def _definition(obj: Any) -> Any:
     return obj.func if isinstance(obj, Metric) else obj
 
 
+def defining_module(plugin: Any) -> str:
+    """The name of the module that defines a registered plugin (a metric: its function's)."""
+    return str(getattr(_definition(plugin), "__module__", ""))
+
+
 def _redefinition(existing: Any, obj: Any) -> bool:
     """Whether ``obj`` is ``existing`` defined again by re-running the same plugin file."""
     old, new = _definition(existing), _definition(obj)

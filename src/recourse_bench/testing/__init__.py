@@ -52,19 +52,43 @@ all bounded by [0, 1]. The checks, in order (names as in :data:`CHECKS`):
     ``generate`` raises :class:`~recourse_bench.api.DataError` for a 1-D row, a wrong width and
     a NaN.
 
-Two class attributes steer the kit without touching the method's parameters:
-``_test_params`` (a dict set on every clone with ``set_params`` so that each check runs in a
-fraction of a second, e.g. a shorter training budget) and ``batch_invariant``. Checks that fit
-use the differentiable logistic regression, or the first of ``mlp`` and ``forest`` that the
-method accepts when its ``skip_reason`` refuses it.
+The class attribute ``_test_params`` (a dict set on every clone with ``set_params`` so that each
+check runs in a fraction of a second, e.g. a shorter training budget) steers the kit without
+touching the method's parameters. Checks that fit use the differentiable logistic regression,
+or the first of ``mlp`` and ``forest`` that the method accepts when its ``skip_reason``
+refuses it.
+
+Every other kind of plugin has a kit too (:data:`KITS`), run by :func:`check_component` (and
+``recourse-bench check --plugin FILE``): a **dataset** loads finite features in [0, 1] scaled on
+the training split, matching its schema, 0/1 labels, the same splits for a seed, splits that
+pickle, a future split in the same model space and declared files with a sha256; a **model**
+(trainer) gives probabilities that sum to 1 and agree with ``predict``, the same model for a
+seed, untouched inputs, capabilities that hold (``logits``, ``coef_``, ``classifier_type``), a
+classifier that pickles and learns; a **shift** gives ``n_models`` valid models, the same for a
+seed, leaves the base model and data alone, pickles, and refuses a trainer without the
+capabilities it needs with ``NotApplicable``; a **metric** returns a ``MetricValue`` within its
+bounds, deterministically, without touching its context, even when no recourse was found.
+Every kit also checks ``__init__``, ``get_params``/``clone`` and the parameter constraints.
 """
 
-from ._checks import CHECKS, MIN_COVERAGE, CheckFailed, SkipCheck
+from ._checks import CHECKS, MIN_COVERAGE
+from ._common import CheckFailed, SkipCheck
 from ._problem import TOY_MODELS, ToyProblem, toy_problem, toy_splits
-from ._runner import CheckResult, MethodCheck, check_method, parametrize_with_checks, run_check
+from ._runner import (
+    KITS,
+    CheckResult,
+    MethodCheck,
+    check_component,
+    check_method,
+    kind_of,
+    parametrize_with_checks,
+    run_check,
+    run_component_check,
+)
 
 __all__ = [
     "CHECKS",
+    "KITS",
     "MIN_COVERAGE",
     "TOY_MODELS",
     "CheckFailed",
@@ -72,9 +96,12 @@ __all__ = [
     "MethodCheck",
     "SkipCheck",
     "ToyProblem",
+    "check_component",
     "check_method",
+    "kind_of",
     "parametrize_with_checks",
     "run_check",
+    "run_component_check",
     "toy_problem",
     "toy_splits",
 ]

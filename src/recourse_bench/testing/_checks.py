@@ -7,29 +7,33 @@ expected, what happened and how to fix it, or :class:`SkipCheck` when it does no
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import pickle
-import random
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-import torch
 from sklearn.base import clone
 
 from .. import registry
 from ..api import (
-    Component,
     ContractError,
     DataError,
     NotFittedError,
     RecourseMethod,
     Schema,
-    admits,
     check_recourse_output,
-    contract_message,
-    same_value,
+)
+from ._common import (
+    CheckFailed,
+    SkipCheck,
+    constraints_cover_params,
+    describe_exception,
+    fail,
+    init_stores_params,
+    model_state,
+    params_round_trip,
+    rng_changes,
+    state_changes,
 )
 from ._problem import ToyProblem
 
@@ -45,14 +49,6 @@ CHECKS: dict[str, Check] = {}
 NEEDS_MODEL: set[str] = set()
 
 
-class CheckFailed(AssertionError):
-    """A conformance check failed; the message says what was expected and how to fix it."""
-
-
-class SkipCheck(Exception):
-    """A check does not apply to this method; the message says why."""
-
-
 def _check(needs_model: bool = True) -> Callable[[Check], Check]:
     """Register a check function under its own name."""
 
@@ -63,11 +59,6 @@ def _check(needs_model: bool = True) -> Callable[[Check], Check]:
         return func
 
     return register
-
-
-def _fail(expected: str, got: str, fix: str) -> CheckFailed:
-    """A failure with the three parts every message has."""
-    return CheckFailed(contract_message(expected, got, fix))
 
 
 def _rows(mask: np.ndarray, limit: int = 5, noun: bool = False) -> str:
@@ -81,10 +72,6 @@ def _rows(mask: np.ndarray, limit: int = 5, noun: bool = False) -> str:
     return f"{'row' if len(rows) == 1 else 'rows'} {shown}" if noun else shown
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _fit(method: RecourseMethod, problem: ToyProblem) -> RecourseMethod:
     """Fit ``method`` on the toy problem; returns the method itself (not fit's return value)."""
     method.fit(problem.model, problem.splits)
@@ -96,7 +83,7 @@ def _generate(method: RecourseMethod, factuals: np.ndarray) -> np.ndarray:
     out = method.generate(factuals)
     if not isinstance(out, np.ndarray) or out.shape != factuals.shape:
         shape = getattr(out, "shape", None)
-        raise _fail(
+        raise fail(
             f"generate(X) to return an ndarray of shape {factuals.shape}",
             f"{type(out).__name__} of shape {shape} (see check_output_shape)",
             "return an array with one row per factual, NaN rows where no recourse was found",
@@ -133,55 +120,8 @@ def _difference(a: np.ndarray, b: np.ndarray) -> str:
 # -------------------------------------------------------------------------- construction
 @_check(needs_model=False)
 def check_init_stores_params(method: RecourseMethod, problem: ToyProblem) -> None:
-    """``__init__`` only stores its keyword parameters, unchanged, under their own names.
-
-    ``get_params()`` keys equal the ``__init__`` signature; a new instance built from those
-    parameters holds each one as the very object passed (what ``sklearn.base.clone`` needs); it
-    sets no public attribute that is not a parameter and none ending with ``_`` (fitted state).
-    """
-    cls = type(method)
-    fix = (
-        f"make {cls.__name__}.__init__ take keyword parameters only and do nothing but "
-        "'self.<name> = <name>' for each; validate in validate_params and compute in fit"
-    )
-    signature = inspect.signature(cls.__init__)
-    names = {p for p in signature.parameters if p != "self"}
-    kinds = {p.kind for name, p in signature.parameters.items() if name != "self"}
-    if kinds & {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}:
-        raise _fail("an __init__ without *args or **kwargs", f"signature {signature}", fix)
-    params = method.get_params(deep=False)
-    if set(params) != names:
-        raise _fail(
-            f"get_params() keys to equal the __init__ parameters {sorted(names)}",
-            f"{sorted(params)}",
-            fix,
-        )
-    try:
-        fresh = cls(**params)
-    except Exception as exc:
-        raise _fail(
-            f"{cls.__name__}(**method.get_params()) to build a copy", _describe(exc), fix
-        ) from exc
-    changed = [name for name in sorted(names) if getattr(fresh, name, _MISSING) is not params[name]]
-    if changed:
-        shown = ", ".join(
-            f"{name}={params[name]!r} stored as {getattr(fresh, name, '<nothing>')!r}"
-            for name in changed
-        )
-        raise _fail("__init__ to store each parameter unchanged", shown, fix)
-    state = vars(fresh)
-    fitted = sorted(k for k in state if k.endswith("_") and not k.startswith("__"))
-    extra = sorted(k for k in state if k not in names and not k.startswith("_"))
-    bad = sorted(set(fitted) | set(extra))
-    if bad:
-        raise _fail(
-            "__init__ to set no attribute but its parameters",
-            f"attributes {', '.join(bad)} after __init__",
-            fix,
-        )
-
-
-_MISSING = object()
+    """``__init__`` only stores its keyword parameters (see :func:`init_stores_params`)."""
+    init_stores_params(method)
 
 
 @_check(needs_model=False)
@@ -192,39 +132,7 @@ def check_parameter_constraints(method: RecourseMethod, problem: ToyProblem) -> 
     refuse a bad value in one line before any work (and ``recourse-bench list`` can show the
     allowed values).
     """
-    check_constraints_cover_params(method)
-
-
-def check_constraints_cover_params(component: Component) -> None:
-    """The shared body of every kit's ``check_parameter_constraints``."""
-    cls = type(component)
-    declared = set(cls.parameter_constraints)
-    params = set(component.get_params(deep=False))
-    fix = (
-        f"declare `parameter_constraints = {{name: (Interval(...), Options(...), None, ...)}}` on "
-        f"{cls.__name__} with one entry per __init__ parameter (see recourse_bench.api)"
-    )
-    if declared != params:
-        missing, extra = sorted(params - declared), sorted(declared - params)
-        got = "; ".join(
-            part
-            for part in (
-                f"no constraint for {', '.join(missing)}" if missing else "",
-                f"constraints for {', '.join(extra)}, which are no parameters" if extra else "",
-            )
-            if part
-        )
-        raise _fail("a constraint for each parameter, and for nothing else", got, fix)
-    defaults = cls.param_defaults()
-    refused = [
-        f"{name}={defaults[name]!r}"
-        for name, allowed in cls.parameter_constraints.items()
-        if name in defaults and not any(admits(c, defaults[name]) for c in allowed)
-    ]
-    if refused:
-        raise _fail(
-            "the constraints to admit the defaults", f"they refuse {', '.join(refused)}", fix
-        )
+    constraints_cover_params(method)
 
 
 @_check()
@@ -237,7 +145,7 @@ def check_stochastic_tag(method: RecourseMethod, problem: ToyProblem) -> None:
     has_seed = "random_state" in method.get_params(deep=False)
     if method.tags.stochastic:
         if not has_seed:
-            raise _fail(
+            raise fail(
                 "a method tagged stochastic to take random_state",
                 "no random_state parameter",
                 "add `random_state: int | None = None` to __init__ and draw every random "
@@ -254,7 +162,7 @@ def check_stochastic_tag(method: RecourseMethod, problem: ToyProblem) -> None:
             raise SkipCheck(
                 "the same random_state gives different recourses: see check_reproducible"
             )
-        raise _fail(
+        raise fail(
             "a method not tagged stochastic to ignore random_state",
             f"random_state 0 and 1 give different recourses ({_difference(first, second)})",
             "declare `tags = MethodTags(stochastic=True)` (or stop drawing random numbers)",
@@ -263,33 +171,8 @@ def check_stochastic_tag(method: RecourseMethod, problem: ToyProblem) -> None:
 
 @_check(needs_model=False)
 def check_params_round_trip(method: RecourseMethod, problem: ToyProblem) -> None:
-    """``get_params``, ``set_params`` and ``clone`` agree; ``set_params`` returns ``self``."""
-    fix = "store each __init__ parameter under its own name and do not override get_params"
-    params = method.get_params(deep=False)
-    copy = clone(method)
-    cloned = copy.get_params(deep=False)
-    differ = [k for k in params if k not in cloned or not same_value(params[k], cloned[k])]
-    if set(cloned) != set(params) or differ:
-        raise _fail(
-            "clone(method).get_params() to equal method.get_params()",
-            f"differences in {', '.join(sorted(set(differ) | (set(cloned) ^ set(params))))}",
-            fix,
-        )
-    returned = copy.set_params(**params)
-    if returned is not copy:
-        raise _fail(
-            "set_params(**params) to return the method itself",
-            repr(returned)[:200],
-            "do not override set_params, or end it with 'return self'",
-        )
-    again = copy.get_params(deep=False)
-    differ = [k for k in params if not same_value(params[k], again.get(k, _MISSING))]
-    if differ:
-        raise _fail(
-            "set_params(**get_params()) to leave the parameters unchanged",
-            f"changed {', '.join(differ)}",
-            fix,
-        )
+    """``get_params``, ``set_params`` and ``clone`` agree (see :func:`params_round_trip`)."""
+    params_round_trip(method)
 
 
 @_check(needs_model=False)
@@ -301,10 +184,12 @@ def check_not_fitted_error(method: RecourseMethod, problem: ToyProblem) -> None:
     except NotFittedError:
         return
     except Exception as exc:
-        raise _fail(
-            "generate(X) before fit to raise recourse_bench.api.NotFittedError", _describe(exc), fix
+        raise fail(
+            "generate(X) before fit to raise recourse_bench.api.NotFittedError",
+            describe_exception(exc),
+            fix,
         ) from exc
-    raise _fail(
+    raise fail(
         "generate(X) before fit to raise recourse_bench.api.NotFittedError",
         f"no error (it returned {type(out).__name__})",
         fix,
@@ -317,46 +202,11 @@ def check_fit_returns_self(method: RecourseMethod, problem: ToyProblem) -> None:
     """``fit(model, splits)`` returns the method itself, so that ``fit(...).generate(X)`` works."""
     returned = method.fit(problem.model, problem.splits)
     if returned is not method:
-        raise _fail(
+        raise fail(
             "fit(model, splits) to return the method itself",
             repr(returned)[:200],
             "end fit with 'return self' (and call super().fit(model, splits) first)",
         )
-
-
-def _model_state(model: Any) -> dict[str, Any]:
-    """Copies of the torch parameters, buffers and flags and the arrays a model holds."""
-    state: dict[str, Any] = {}
-    try:
-        attributes = vars(model)
-    except TypeError:
-        return state
-    for key, value in attributes.items():
-        if isinstance(value, torch.nn.Module):
-            for name, tensor in value.state_dict().items():
-                state[f"{key}.{name}"] = tensor.detach().clone()
-            for name, p in value.named_parameters():
-                state[f"{key}.{name}.requires_grad"] = p.requires_grad
-                state[f"{key}.{name}.grad"] = p.grad is None
-            state[f"{key}.training"] = value.training
-        elif isinstance(value, np.ndarray):
-            state[key] = value.copy()
-    return state
-
-
-def _state_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    changed = []
-    for key in sorted(set(before) | set(after)):
-        a, b = before.get(key, _MISSING), after.get(key, _MISSING)
-        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-            same = a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
-        elif isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-            same = a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
-        else:
-            same = a is b or a == b
-        if not same:
-            changed.append(key)
-    return changed
 
 
 @_check()
@@ -377,7 +227,7 @@ def check_inputs_not_mutated(method: RecourseMethod, problem: ToyProblem) -> Non
     saved_factuals = factuals.copy()
     probe = np.vstack([splits.X_train, splits.X_test])
     proba = np.asarray(model.predict_proba(probe)).copy()
-    state = _model_state(model)
+    state = model_state(model)
 
     def compare(step: str) -> None:
         changed = [n for n, a in arrays.items() if not np.array_equal(a, saved[n], equal_nan=True)]
@@ -387,9 +237,9 @@ def check_inputs_not_mutated(method: RecourseMethod, problem: ToyProblem) -> Non
         new_proba = np.asarray(model.predict_proba(probe))
         if not np.array_equal(new_proba, proba):
             changed.append("the model's predictions")
-        changed += [f"model {key}" for key in _state_changes(state, _model_state(model))]
+        changed += [f"model {key}" for key in state_changes(state, model_state(model))]
         if changed:
-            raise _fail(
+            raise fail(
                 f"{step} to leave its inputs unchanged",
                 f"{step} changed {', '.join(changed)}",
                 "work on copies: X = self.check_factuals(X) returns a new array; never write to "
@@ -433,7 +283,7 @@ def check_immutables_kept(method: RecourseMethod, problem: ToyProblem) -> None:
             f"{schema.features[j]} {factuals[row, j]:g} -> {out[row, j]:g}" for j in columns
         )
         immutable = ", ".join(np.asarray(schema.features)[frozen])
-        raise _fail(
+        raise fail(
             f"the immutable columns ({immutable}) of each recourse to equal the factual's",
             f"{changed.sum()} of {found.sum()} recourses change them (row {row}: {example})",
             "search only the mutable columns (schema.mutable_mask), or pin the others with "
@@ -463,7 +313,7 @@ def check_feasible(method: RecourseMethod, problem: ToyProblem) -> None:
         if cells.any()
     ]
     if problems:
-        raise _fail(
+        raise fail(
             "recourses inside schema.bounds_for(X), with one-hot groups of one 1 and integer "
             "columns on their grid",
             "; ".join(problems),
@@ -513,7 +363,7 @@ def check_valid_recourses(method: RecourseMethod, problem: ToyProblem) -> None:
         rejected = found.copy()
         rejected[found] = np.asarray(problem.model.predict(out[found])) != 1
         if rejected.any():
-            raise _fail(
+            raise fail(
                 "every recourse (row without NaN) to be accepted by the model (predict == 1)",
                 f"the model rejects {rejected.sum()} of the {found.sum()} recourses found "
                 f"({_rows(rejected, noun=True)})",
@@ -522,7 +372,7 @@ def check_valid_recourses(method: RecourseMethod, problem: ToyProblem) -> None:
             )
     coverage = float(found.mean())
     if coverage < MIN_COVERAGE:
-        raise _fail(
+        raise fail(
             f"a recourse for at least {MIN_COVERAGE:.0%} of the {len(out)} toy factuals",
             f"{found.sum()} ({coverage:.0%})",
             "the toy problem is easy: check the search direction (towards class 1) and its "
@@ -542,7 +392,7 @@ def check_declared_uses(method: RecourseMethod, problem: ToyProblem) -> None:
     undeclared = sorted(looked_up - set(registry.uses(type(method))) - {("method", method.name)})
     if undeclared:
         shown = ", ".join(f"({kind!r}, {name!r})" for kind, name in undeclared)
-        raise _fail(
+        raise fail(
             "every component obtained from the registry to be declared in `uses`",
             f"fit/generate obtained {shown}",
             f"add `uses = ({shown},)` to {type(method).__name__}",
@@ -566,46 +416,13 @@ def check_reproducible(method: RecourseMethod, problem: ToyProblem) -> None:
     first, _ = _recourses(_with_random_state(method, 0), problem)
     second, _ = _recourses(_with_random_state(method, 0), problem)
     if not _same_output(first, second):
-        raise _fail(
+        raise fail(
             "two fits with random_state=0 to give identical recourses",
             _difference(first, second),
             "draw every random number from generators seeded by random_state, e.g. "
             "np.random.default_rng(self.random_state) or "
             "torch.Generator().manual_seed(seed), created in fit or generate",
         )
-
-
-def _global_states() -> dict[str, Any]:
-    return {
-        "numpy": np.random.get_state(legacy=True),  # noqa: NPY002 (the state under test)
-        "random": random.getstate(),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def _changed_states(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    changed = []
-    a, b = before["numpy"], after["numpy"]
-    if a[0] != b[0] or not np.array_equal(a[1], b[1]) or tuple(a[2:]) != tuple(b[2:]):
-        changed.append("numpy's global random state (np.random.seed / np.random.rand ...)")
-    if before["random"] != after["random"]:
-        changed.append("the random module's state (random.random / random.seed ...)")
-    if not torch.equal(before["torch"], after["torch"]):
-        changed.append("torch's default generator (torch.manual_seed / torch.rand / layer init)")
-    return changed
-
-
-def _scramble_global_states() -> None:
-    """Seed every global generator from fresh entropy.
-
-    A method that reseeds a global generator with a fixed seed and draws the same numbers every
-    call would leave it exactly as an earlier call did; starting each run from an unrelated state
-    exposes it.
-    """
-    seeds = np.random.default_rng().integers(2**32, size=3)
-    np.random.seed(int(seeds[0]))  # noqa: NPY002 (the state under test)
-    random.seed(int(seeds[1]))
-    torch.default_generator.manual_seed(int(seeds[2]))
 
 
 @_check()
@@ -619,18 +436,10 @@ def check_no_global_rng(method: RecourseMethod, problem: ToyProblem) -> None:
     """
     values = [0, None] if "random_state" in method.get_params(deep=False) else [0]
     for value in values:
-        found = _global_states()
-        try:
-            _scramble_global_states()
-            before = _global_states()
-            _recourses(_with_random_state(method, value), problem)
-            changed = _changed_states(before, _global_states())
-        finally:
-            np.random.set_state(found["numpy"])  # noqa: NPY002 (restored as found)
-            random.setstate(found["random"])
-            torch.set_rng_state(found["torch"])
+        copy = _with_random_state(method, value)
+        changed = rng_changes(lambda copy=copy: _recourses(copy, problem))
         if changed:
-            raise _fail(
+            raise fail(
                 "fit and generate to leave every global random state unchanged",
                 f"with random_state={value!r} they changed {'; '.join(changed)}",
                 "use local generators: np.random.default_rng(self.random_state), "
@@ -661,7 +470,7 @@ def check_batch_invariance(method: RecourseMethod, problem: ToyProblem) -> None:
     chunked = np.vstack(chunks)
     same_found = np.array_equal(np.isnan(whole), np.isnan(chunked))
     if not same_found or not np.allclose(whole, chunked, rtol=0, atol=1e-8, equal_nan=True):
-        raise _fail(
+        raise fail(
             "generate on the whole batch to equal generate on row chunks (batch_invariant=True)",
             _difference(whole, chunked),
             "give each row its own budget and random stream, or remove batch_invariant=True",
@@ -676,16 +485,16 @@ def check_pickle_round_trip(method: RecourseMethod, problem: ToyProblem) -> None
     try:
         restored = pickle.loads(pickle.dumps(method))
     except Exception as exc:
-        raise _fail(
+        raise fail(
             "a fitted method to pickle and unpickle",
-            _describe(exc),
+            describe_exception(exc),
             "keep no lambdas, local functions, open files, locks or generators of other "
             "processes on the method (store seeds and rebuild them in generate)",
         ) from exc
     original = _generate(method, problem.factuals.copy())
     copy = _generate(restored, problem.factuals.copy())
     if not _same_output(original, copy):
-        raise _fail(
+        raise fail(
             "the unpickled method to generate exactly what the original does",
             _difference(original, copy),
             "keep every fitted state in attributes ending with '_' that pickle restores, and "
@@ -713,11 +522,11 @@ def check_bad_factuals_raise(method: RecourseMethod, problem: ToyProblem) -> Non
         except DataError:
             continue
         except Exception as exc:
-            wrong.append(f"{what}: {_describe(exc)}")
+            wrong.append(f"{what}: {describe_exception(exc)}")
         else:
             wrong.append(f"{what}: no error (it returned shape {getattr(out, 'shape', None)})")
     if wrong:
-        raise _fail(
+        raise fail(
             "generate to raise recourse_bench.api.DataError for unusable factuals",
             "; ".join(wrong),
             "start generate with X = self.check_factuals(X)",

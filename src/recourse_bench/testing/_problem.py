@@ -66,13 +66,37 @@ def toy_schema() -> Schema:
     )
 
 
+#: The toy concept's log-odds: ``4 * (X @ TOY_COEF + TOY_INTERCEPT)``.
+TOY_COEF = np.array([3.0, -3.0, 2.0, 1.0, 0.0, 1.5, -1.0, 0.0, 0.0])
+TOY_INTERCEPT = -1.5
+
+#: How far the intercept of the toy concept moves in the future split (a concept drift).
+TOY_DRIFT = 0.5
+
+
+def _draw(rng: np.random.Generator, n: int, intercept: float) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` toy rows and their labels from a noisy logistic score with ``intercept``."""
+    X = rng.uniform(size=(n, 9))
+    X[:, 2] = np.round(X[:, 2] * 10) / 10
+    X[:, 3] = np.round(X[:, 3] * 2) / 2
+    X[:, 4:7] = np.eye(3)[rng.integers(0, 3, n)]
+    X[:, 7:9] = np.eye(2)[rng.integers(0, 2, n)]
+    score = X @ TOY_COEF + intercept
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-4 * score))).astype(int)
+    return X, y
+
+
 def toy_splits(seed: int = 0, n: int = N_ROWS) -> Splits:
     """Draw the toy data: ``n`` rows, labels from a noisy logistic score.
+
+    The splits carry the true concept as their ``oracle`` (a linear classifier) and a future
+    split of ``n // 2`` fresh rows whose concept's intercept is raised by :data:`TOY_DRIFT`
+    (for the oracle metrics and the shifts that read a future split).
 
     Parameters
     ----------
     seed : int, default 0
-        Seeds a local generator (the global random state is never used).
+        Seeds local generators (the global random state is never used).
     n : int, default 600
         Rows drawn; the first two thirds are the training split.
 
@@ -81,16 +105,15 @@ def toy_splits(seed: int = 0, n: int = N_ROWS) -> Splits:
     Splits
         The data, named ``toy``.
     """
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(size=(n, 9))
-    X[:, 2] = np.round(X[:, 2] * 10) / 10
-    X[:, 3] = np.round(X[:, 3] * 2) / 2
-    X[:, 4:7] = np.eye(3)[rng.integers(0, 3, n)]
-    X[:, 7:9] = np.eye(2)[rng.integers(0, 2, n)]
-    score = 3 * X[:, 0] - 3 * X[:, 1] + 2 * X[:, 2] + X[:, 3] + 1.5 * X[:, 5] - X[:, 6] - 1.5
-    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-4 * score))).astype(int)
+    from ..models import linear_classifier
+
+    X, y = _draw(np.random.default_rng(seed), n, TOY_INTERCEPT)
+    future = _draw(np.random.default_rng([seed, 1]), n // 2, TOY_INTERCEPT + TOY_DRIFT)
+    oracle = linear_classifier(4 * TOY_COEF, 4 * TOY_INTERCEPT)
     cut = 2 * n // 3
-    return Splits(X[:cut], y[:cut], X[cut:], y[cut:], toy_schema(), name="toy")
+    return Splits(
+        X[:cut], y[:cut], X[cut:], y[cut:], toy_schema(), future=future, oracle=oracle, name="toy"
+    )
 
 
 @functools.cache

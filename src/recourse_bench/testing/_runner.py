@@ -10,8 +10,14 @@ from typing import Any
 
 from sklearn.base import clone
 
-from ..api import RecourseMethod
-from ._checks import CHECKS, NEEDS_MODEL, CheckFailed, SkipCheck
+from ..api import Dataset, Metric, NotApplicable, RecourseMethod, Shift, Trainer
+from ._checks import CHECKS, NEEDS_MODEL
+from ._common import CheckFailed, SkipCheck
+from ._kit_dataset import CHECKS as DATASET_CHECKS
+from ._kit_metric import CHECKS as METRIC_CHECKS
+from ._kit_model import CHECKS as MODEL_CHECKS
+from ._kit_shift import CHECKS as SHIFT_CHECKS
+from ._kit_shift import N_MODELS
 from ._problem import problem_for, toy_problem
 
 ExpectedFailures = Mapping[str, str] | Callable[[RecourseMethod], Mapping[str, str] | None] | None
@@ -100,15 +106,157 @@ def _prepare(method: RecourseMethod, random_state: int | None = 0) -> RecourseMe
     return prepared
 
 
-def _unexpected(name: str, exc: BaseException) -> str:
+_ENTRY_POINTS = {
+    "method": "fit and generate",
+    "dataset": "load",
+    "model": "fit",
+    "shift": "updates",
+    "metric": "the metric",
+}
+
+
+def _unexpected(name: str, exc: BaseException, kind: str = "method") -> str:
     """A failure message for an exception that the check did not anticipate."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
     return (
         f"expected {name} to run without errors; got {type(exc).__name__}: {exc}{where}. "
-        "To fix: make fit and generate work on recourse_bench.testing.toy_problem() (run them "
+        f"To fix: make {_ENTRY_POINTS[kind]} work on recourse_bench.testing.toy_problem() (run "
         "by hand to see the full traceback)"
     )
+
+
+#: The checks of each kind of plugin, by name, in the order they run.
+KITS: dict[str, dict[str, Callable[..., None]]] = {
+    "method": CHECKS,
+    "dataset": DATASET_CHECKS,
+    "model": MODEL_CHECKS,
+    "shift": SHIFT_CHECKS,
+    "metric": METRIC_CHECKS,
+}
+_KIND_OF: tuple[tuple[type, str], ...] = (
+    (RecourseMethod, "method"),
+    (Dataset, "dataset"),
+    (Trainer, "model"),
+    (Shift, "shift"),
+    (Metric, "metric"),
+)
+
+
+def kind_of(component: Any) -> str:
+    """The plugin kind of an instance (or a metric); a TypeError for anything else."""
+    if isinstance(component, type):
+        raise TypeError(
+            f"pass an instance, e.g. {component.__name__}(), not the class {component.__name__}"
+        )
+    for base, kind in _KIND_OF:
+        if isinstance(component, base):
+            return kind
+    raise TypeError(
+        "expected a recourse method, dataset, trainer, shift or metric of recourse_bench.api, "
+        f"got {type(component).__name__}"
+    )
+
+
+def _prepare_component(component: Any) -> Any:
+    """A fresh clone with ``_test_params`` set (a shift asks for a few updated models)."""
+    if isinstance(component, Metric):
+        return component
+    prepared = clone(component)
+    test_params = dict(getattr(prepared, "_test_params", None) or {})
+    params = prepared.get_params(deep=False)
+    if isinstance(prepared, Shift) and "n_models" in params and "n_models" not in test_params:
+        test_params["n_models"] = N_MODELS
+    unknown = sorted(set(test_params) - set(params))
+    if unknown:
+        raise CheckFailed(
+            f"expected {type(component).__name__}._test_params to name parameters of __init__; "
+            f"got {', '.join(unknown)}. To fix: list only parameters of __init__ in _test_params"
+        )
+    return prepared.set_params(**test_params) if test_params else prepared
+
+
+def run_component_check(
+    component: Any, name: str, *, seed: int = 0, expected_failure: str | None = None
+) -> CheckResult:
+    """Run one check of the component's kit on a fresh clone (never raises); see run_check."""
+    kind = kind_of(component)
+    if kind == "method":
+        return run_check(component, name, seed=seed, expected_failure=expected_failure)
+    checks = KITS[kind]
+    if name not in checks:
+        raise ValueError(f"unknown {kind} check {name!r}; valid checks: {', '.join(checks)}")
+    start = time.perf_counter()
+
+    def result(passed: bool, message: str = "", skipped: bool = False) -> CheckResult:
+        seconds = round(time.perf_counter() - start, 4)
+        return CheckResult(name, passed, message, skipped, expected_failure, None, seconds)
+
+    try:
+        checks[name](_prepare_component(component), toy_problem(seed))
+    except SkipCheck as exc:
+        return result(True, str(exc), skipped=True)
+    except NotApplicable as exc:  # the component says it cannot apply to the toy problem
+        return result(True, f"does not apply to the toy problem: {exc}", skipped=True)
+    except CheckFailed as exc:
+        return result(False, str(exc))
+    except Exception as exc:
+        return result(False, _unexpected(name, exc, kind))
+    return result(True)
+
+
+def check_component(
+    component: Any,
+    *,
+    expected_failed_checks: Mapping[str, str] | None = None,
+    raise_on_failure: bool = True,
+    seed: int = 0,
+) -> list[CheckResult]:
+    """Run the conformance kit of a plugin of any kind: method, dataset, model, shift, metric.
+
+    A recourse method gets :func:`check_method`; a dataset, a trainer, a shift or a metric the
+    checks of its kind (``recourse_bench.testing.KITS``), each on a fresh clone with the class's
+    ``_test_params`` applied (a shift is asked for three updated models).
+
+    Parameters
+    ----------
+    component : Dataset, Trainer, Shift, Metric or RecourseMethod
+        An instance (a metric as registered).
+    expected_failed_checks : dict, optional
+        ``{check_name: reason}`` of checks known to fail (strict, as in :func:`check_method`).
+    raise_on_failure : bool, default True
+        Raise an ``AssertionError`` listing every unexpected failure.
+    seed : int, default 0
+        Seed of the toy problem.
+
+    Returns
+    -------
+    list of CheckResult
+        One result per check of the kit, in order.
+    """
+    kind = kind_of(component)
+    if kind == "method":
+        return check_method(
+            component,
+            expected_failed_checks=expected_failed_checks,
+            raise_on_failure=raise_on_failure,
+            seed=seed,
+        )
+    checks = KITS[kind]
+    expected = dict(expected_failed_checks or {})
+    unknown = sorted(set(expected) - set(checks))
+    if unknown:
+        raise ValueError(f"expected_failed_checks names unknown {kind} checks {', '.join(unknown)}")
+    results = [
+        run_component_check(component, name, seed=seed, expected_failure=expected.get(name))
+        for name in checks
+    ]
+    if raise_on_failure:
+        failed = [r for r in results if r.status == "failed"]
+        xpassed = [r for r in results if r.status == "xpassed"]
+        if failed or xpassed:
+            raise AssertionError(_report(component, failed, xpassed, len(checks)))
+    return results
 
 
 def run_check(
@@ -255,15 +403,17 @@ def check_method(
         failed = [r for r in results if r.status == "failed"]
         xpassed = [r for r in results if r.status == "xpassed"]
         if failed or xpassed:
-            raise AssertionError(_report(method, failed, xpassed))
+            raise AssertionError(_report(method, failed, xpassed, len(CHECKS)))
     return results
 
 
-def _report(method: RecourseMethod, failed: list[CheckResult], xpassed: list[CheckResult]) -> str:
-    label = getattr(method, "label", type(method).__name__)
+def _report(
+    component: Any, failed: list[CheckResult], xpassed: list[CheckResult], n_checks: int
+) -> str:
+    label = getattr(component, "label", None) or getattr(component, "name", "") or "component"
     lines = []
     if failed:
-        lines.append(f"{label} failed {len(failed)} of {len(CHECKS)} conformance checks:")
+        lines.append(f"{label} failed {len(failed)} of {n_checks} conformance checks:")
         lines += [f"- {r.name}: {r.message}" for r in failed]
     if xpassed:
         lines.append(
