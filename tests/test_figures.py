@@ -1,15 +1,18 @@
 import itertools
 
 import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection, QuadMesh
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.image import AxesImage, imread
-from matplotlib.lines import Line2D
+from matplotlib.image import imread
+from matplotlib.markers import MarkerStyle
 
 from recourse_bench.reports import figures
+from recourse_bench.reports.data import ReportData, summarise
 from recourse_bench.reports.figures import (
     FIGURES,
     cost_vs_invalidation,
@@ -24,11 +27,11 @@ from recourse_bench.reports.figures import (
 from recourse_bench.reports.style import (
     BUILTIN_METHODS,
     COLORBLIND,
+    MARKERS,
     MethodStyles,
     paper_style,
     wrap_label,
 )
-from recourse_bench.reports.tables import summarise
 from recourse_bench.store import to_frame
 
 from .results_frames import make_results, row
@@ -47,7 +50,7 @@ VALUES = {
         ("genre", "invalidation-rate"): 0.7,
     }.items()
 }
-ALL_FIGURES = list(FIGURES.values())
+ALL_FIGURES = [spec.draw for spec in FIGURES.values()]
 
 
 def _frame(**kwargs):
@@ -94,10 +97,34 @@ def _ticks(axis) -> list[str]:
     return [formatter(loc, i).replace("\n", "") for i, loc in enumerate(locations)]
 
 
-def _method_lines(fig: Figure) -> list[Line2D]:
-    return [
-        line for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")
-    ]
+def _method_marks(fig: Figure) -> list[tuple[str, tuple[str, str]]]:
+    """(method, (colour, marker)) of every mark drawn for a method: lines and scatter points."""
+    marks = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                marks.append((line.get_label(), (to_hex(line.get_color()), line.get_marker())))
+        for points in ax.collections:
+            if isinstance(points, PathCollection) and not points.get_label().startswith("_"):
+                look = (to_hex(points.get_facecolor()[0]), _marker_of(points.get_paths()[0]))
+                marks.append((points.get_label(), look))
+    return marks
+
+
+def _marker_of(path) -> str:
+    """The matplotlib marker whose path ``path`` is (scatter points keep only the path)."""
+    for marker in MARKERS:
+        style = MarkerStyle(marker)
+        vertices = style.get_path().transformed(style.get_transform()).vertices
+        if vertices.shape == path.vertices.shape and np.allclose(vertices, path.vertices):
+            return marker
+    raise AssertionError("not a marker of the method styles")
+
+
+def _cells(mesh: QuadMesh, n_rows: int) -> np.ma.MaskedArray:
+    """The heat map's cell values as (rows, columns), masked where a cell has no value."""
+    values = np.ma.masked_invalid(np.ma.asarray(mesh.get_array(), dtype=float))
+    return values.reshape(n_rows, -1)
 
 
 def _panel(ax) -> tuple[str, str]:
@@ -110,7 +137,7 @@ def _panel(ax) -> tuple[str, str]:
 
 @pytest.mark.parametrize("make", ALL_FIGURES, ids=list(FIGURES))
 def test_every_figure_builds_on_a_sweep(sweep, make):
-    fig = make(sweep, MethodStyles.from_results(sweep))
+    fig = make(ReportData.build(sweep))
     assert isinstance(fig, Figure)
     assert fig.get_layout_engine() is not None  # constrained layout
     fig.canvas.draw()  # lays out and renders without error
@@ -118,7 +145,7 @@ def test_every_figure_builds_on_a_sweep(sweep, make):
 
 @pytest.mark.parametrize("make", ALL_FIGURES, ids=list(FIGURES))
 def test_figures_build_on_partial_results(partial, make):
-    fig = make(partial, MethodStyles.from_results(partial))
+    fig = make(ReportData.build(partial))
     if make is invalidation_vs_severity:
         assert fig is None  # no swept shift
     else:
@@ -146,14 +173,15 @@ def test_cost_figure_needs_cost(plain):
 def test_heatmap_marks_cells_without_ok_values(partial):
     fig = invalidation_heatmap(partial)
     for ax in fig.axes:
-        images = [a for a in ax.get_children() if isinstance(a, AxesImage)]
-        if not images:
+        meshes = [a for a in ax.get_children() if isinstance(a, QuadMesh)]
+        if not meshes or not ax.get_title():
             continue  # the colour bar
         methods = _ticks(ax.yaxis)
         assert "trex" in methods  # skipped everywhere: a row of n/a
-        data = images[0].get_array()
-        texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
-                 for t in ax.texts}  # fmt: skip
+        data = _cells(meshes[0], len(methods))
+        texts = {
+            (int(t.get_position()[1]), int(t.get_position()[0])): t.get_text() for t in ax.texts
+        }  # fmt: skip  (cell centres at +0.5)
         for r, method in enumerate(methods):
             missing = method == "trex" or (_panel(ax)[0] == "adult" and method == "genre")
             assert bool(np.ma.getmaskarray(data)[r, 0]) is missing
@@ -202,12 +230,10 @@ def test_a_method_looks_the_same_in_every_figure_and_subset(sweep, make):
     subset = sweep[sweep["method_label"].isin(["wachter", "roar"])]
     seen = {}
     for frame in (sweep, subset):
-        fig = make(frame, styles)
-        lines = _method_lines(fig)
-        assert {line.get_label() for line in lines} == set(frame["method_label"])
-        for line in lines:
-            method = line.get_label()
-            look = (to_hex(line.get_color()), line.get_marker())
+        fig = make(ReportData.build(frame, styles=styles))
+        marks = _method_marks(fig)
+        assert {method for method, _ in marks} == set(frame["method_label"])
+        for method, look in marks:
             assert look == (styles.color(method), styles.marker(method))
             assert seen.setdefault(method, look) == look
         legend = fig.legends[0]
@@ -221,7 +247,7 @@ def test_a_method_looks_the_same_in_every_figure_and_subset(sweep, make):
 
 def test_heatmap_rows_follow_the_global_method_order(sweep):
     styles = MethodStyles.from_labels([*METHODS, "aaa-first"])
-    fig = invalidation_heatmap(sweep, styles)
+    fig = invalidation_heatmap(ReportData.build(sweep, styles=styles))
     ax = fig.axes[0]
     assert _ticks(ax.yaxis) == ["wachter", "roar", "genre"]
 
@@ -247,14 +273,14 @@ def test_heatmap_cells_equal_summarise(sweep):
     fig = invalidation_heatmap(sweep)
     checked = 0
     for ax in fig.axes:
-        images = [a for a in ax.get_children() if isinstance(a, AxesImage)]
-        if not images:
+        meshes = [a for a in ax.get_children() if isinstance(a, QuadMesh)]
+        if not meshes or not ax.get_title():
             continue
         dataset, model = _panel(ax)
         methods = _ticks(ax.yaxis)
         shifts = _ticks(ax.xaxis)
         assert shifts == [f"retrain-seed(severity={s})" for s in (0.0, 0.1, 0.2)]
-        data = images[0].get_array()
+        data = _cells(meshes[0], len(methods))
         for (r, method), (c, shift) in itertools.product(enumerate(methods), enumerate(shifts)):
             assert data[r, c] == pytest.approx(means[(dataset, model, method, shift)])
             checked += 1
@@ -306,11 +332,11 @@ def test_cost_points_and_front(sweep):
     for ax in fig.axes:
         dataset, model = _panel(ax)
         points = {}
-        for line in ax.get_lines():
-            method = line.get_label()
-            if method.startswith("_"):
+        for marks in ax.collections:
+            method = marks.get_label()
+            if method.startswith("_") or not isinstance(marks, PathCollection):
                 continue
-            (x,), (y,) = line.get_xdata(), line.get_ydata()
+            ((x, y),) = marks.get_offsets()
             assert x == pytest.approx(cost[(dataset, model, method, None)])
             assert y == pytest.approx(expected_y[(dataset, method)])
             points[method] = (x, y)
@@ -431,7 +457,14 @@ def test_wrap_label_only_inserts_newlines():
     ],
 )
 def test_the_severity_axis_is_logarithmic_beyond_a_decade(severities, scale):
-    fig = invalidation_vs_severity(_frame(severities=severities), None)
+    fig = invalidation_vs_severity(_frame(severities=severities))
     ax = fig.axes[0]
     assert ax.get_xscale() == scale
     assert set_severity_scale(Figure().add_subplot(), np.array(severities)) == scale
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """seaborn's FacetGrid makes its figures through pyplot: close them after each test."""
+    yield
+    plt.close("all")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from recourse_bench.reports.data import summarise
 from recourse_bench.reports.latex import (
     escape_latex,
     paper_table,
@@ -19,7 +20,6 @@ from recourse_bench.reports.latex import (
     to_latex,
     to_markdown_table,
 )
-from recourse_bench.reports.tables import summarise
 from recourse_bench.store import to_frame
 
 from .results_frames import make_results, row

@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from recourse_bench.cli import main
-from recourse_bench.reports.report import FIGURE_CAPTIONS, check_formats, write_report
+from recourse_bench.reports.data import ReportData
+from recourse_bench.reports.figures import FIGURES
+from recourse_bench.reports.report import check_formats, write_report
 from recourse_bench.store import merge_results, read_results, to_frame, write_results
 
 from .results_frames import make_results, row
@@ -29,9 +31,9 @@ def partial_results():
 def test_the_report_folder_has_every_table_figure_and_test_with_one_sentence_each(
     tmp_path, partial_results
 ):
-    index = write_report(partial_results, tmp_path, title="demo")
+    index = write_report(ReportData.build(partial_results, title="demo"), tmp_path)
     text = index.read_text(encoding="utf-8")
-    for name, caption in FIGURE_CAPTIONS.items():
+    for name, caption in ((n, f.caption) for n, f in FIGURES.items()):
         assert (tmp_path / "figures" / f"{name}.pdf").stat().st_size > 0
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
         assert f"figures/{name}.png" in text and caption in text

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from recourse_bench.reports.tables import bootstrap_interval, invalidation_table, summarise
+from recourse_bench.reports.data import bootstrap_interval, summarise
+from recourse_bench.reports.tables import invalidation_table
 from recourse_bench.store import COLUMNS, to_frame
 
 

@@ -28,6 +28,7 @@ from .harness.isolation import check_limits
 from .harness.plan import check_data_files
 from .harness.runner import default_cache_dir, plan_summary, run_benchmark, run_identity
 from .provenance import environment
+from .reports.data import ReportData
 from .reports.report import FORMATS, REPORT_FILE, check_formats, remove_report, write_report
 from .reports.tables import markdown_report, terminal_summary, to_markdown
 from .store import (
@@ -276,11 +277,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_report:
         remove_report(out)  # an earlier report would no longer match these results
     else:
-        timings = result.metadata.get("recourse_timings")
-        index = write_report(
-            result.results, out, title=config.name, formats=formats, timings=timings
+        data = ReportData.build(
+            result.results,
+            title=config.name,
+            timings=result.metadata.get("recourse_timings"),
+            metrics=result.metadata.get("metrics"),
         )
-        print(terminal_summary(result.results, title=config.name))
+        index = write_report(data, out, formats=formats)
+        print(terminal_summary(data))
         print(
             f"recourse-bench: full tables in {out / REPORT_FILE}; tables and figures: {index}",
             file=sys.stderr,
@@ -389,6 +393,8 @@ def _report(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(m.get("config_name", "recourse-bench") for m in metadata))
     title = " + ".join(names)
     timings = [t for m in metadata for t in m.get("recourse_timings") or []]
+    metrics = {name: record for m in metadata for name, record in (m.get("metrics") or {}).items()}
+    data = ReportData.build(results, title=title, timings=timings, metrics=metrics)
     if replaced:
         print(
             f"recourse-bench: {replaced} measurement(s) appear in more than one results file; "
@@ -396,7 +402,7 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not args.out:
-        print(markdown_report(results, title=title, timings=timings))
+        print(markdown_report(data))
         print("recourse-bench: add --out DIR for LaTeX tables, figures and tests", file=sys.stderr)
         return 0
     out = Path(args.out)
@@ -412,19 +418,14 @@ def _report(args: argparse.Namespace) -> int:
             "merged_from": identity["merged_from"],
             "replaced_measurements": replaced,
             "recourse_timings": timings,
+            "metrics": metrics,
             **environment(),
         }
         write_results(results, out, merged)
     index = write_report(
-        results,
-        out,
-        title=title,
-        formats=formats,
-        timings=timings,
-        sources=[str(path) for path in sources],
-        duplicates=replaced,
+        data, out, formats=formats, sources=[str(path) for path in sources], duplicates=replaced
     )
-    print(terminal_summary(results, title=title))
+    print(terminal_summary(data))
     print(f"recourse-bench: wrote {out / RESULTS_FILE} and {index}", file=sys.stderr)
     return 0
 

@@ -1,5 +1,6 @@
-"""Reports for papers: tables (Markdown) from a results frame."""
+"""Reports: tables, figures and paired tests from a results frame, aggregated once."""
 
-from .tables import invalidation_table, markdown_report, summarise
+from .data import ReportData, summarise
+from .tables import invalidation_table, markdown_report
 
-__all__ = ["invalidation_table", "markdown_report", "summarise"]
+__all__ = ["ReportData", "invalidation_table", "markdown_report", "summarise"]

@@ -1,31 +1,40 @@
-"""Figures for papers from a results frame: invalidation per shift, against severity, against cost.
+"""Figures for papers, drawn with seaborn: invalidation per shift, against severity and cost.
 
-Every figure function takes the long results frame (see :mod:`recourse_bench.store`) and the
-report's :class:`~recourse_bench.reports.style.MethodStyles`, and returns a
-:class:`matplotlib.figure.Figure`, or None when the results hold nothing it could draw. The values
-drawn are those of :func:`~recourse_bench.reports.tables.summarise`: the mean over seeds (of the
-mean over updated models within a seed) with a 95 % bootstrap interval; rows whose status is not
-``ok`` count for nothing, and a cell without any ok value is left empty (shown as "n/a" in the
-heat map). Figures are built with :class:`~matplotlib.figure.Figure` (no pyplot, no global state)
-under :func:`~recourse_bench.reports.style.paper_style`, with a constrained layout.
+Every figure is a function of the report's :class:`~recourse_bench.reports.data.ReportData` that
+returns a :class:`matplotlib.figure.Figure`, or None when the results hold nothing it could draw.
+The panels (one per dataset x model) are a seaborn ``FacetGrid``; the marks are seaborn's
+(``pointplot``, ``lineplot``, ``scatterplot``, ``heatmap``) on the per-seed values, with the
+report's own 95 % percentile-bootstrap interval as the error bar, so a figure shows exactly the
+means and intervals of the tables. Rows whose status is not ``ok`` count for nothing; a cell
+without any ok value is left empty ("n/a" in the heat map). Each method keeps its colour and
+marker (:class:`~recourse_bench.reports.style.MethodStyles`) in every figure; the paper style
+(:func:`~recourse_bench.reports.style.paper_style`) sets sizes and fonts for a two-column paper.
 
-:func:`write_figures` makes all of them and saves each as PDF and PNG (:func:`save_figure`).
+:data:`FIGURES` is the registry of the figures (name, function, caption, metrics drawn);
+:func:`write_figures` makes each and saves it as PDF and PNG (:func:`save_figure`), then closes it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .data import ReportData, as_report_data, bootstrap_interval, summarise_seeds
 from .style import (
     MISSING_COLOR,
     ONE_COLUMN,
@@ -36,90 +45,118 @@ from .style import (
     paper_style,
     wrap_label,
 )
-from .tables import higher_is_better, summarise
 
 INVALIDATION = "invalidation-rate"
 COST = "cost-l1"
 PLAUSIBILITY = "plausibility-lof"
-FIGURE_METRICS = (INVALIDATION, COST, PLAUSIBILITY)
-"""The metrics the figures draw (the summary can be restricted to them)."""
-
 PANEL = ["dataset_label", "model_label"]
 MEAN_OVER_SHIFTS = "mean over shifts"
 MAX_COLUMNS = 3
 PNG_DPI = 200
 
 
-# -- helpers --------------------------------------------------------------------------------------
+# -- the scaffolding every figure shares -----------------------------------------------------------
 
 
-def _higher(metric: str) -> bool:
-    """:func:`higher_is_better`, counting an unregistered metric as lower-is-better."""
-    return higher_is_better(metric) is True
+def _interval(values: Any) -> tuple[float, float]:
+    """The error bar of a mark: the report's bootstrap interval of the per-seed values."""
+    return bootstrap_interval(np.asarray(values, dtype=float))
 
 
-def _direction(metric: str) -> str:
-    return "higher is better" if _higher(metric) else "lower is better"
+def _panel_title(dataset: str, model: str, extra: str | None = None, width: int = 34) -> str:
+    title = wrap_label(f"{dataset} / {model}", width)
+    return title if extra is None else f"{title}\n{wrap_label(extra, width)}"
 
 
-def _summary(results: pd.DataFrame, summary: pd.DataFrame | None) -> pd.DataFrame:
-    """``summary`` when given, else :func:`summarise` of the rows of the figure metrics."""
-    if summary is not None:
-        return summary
-    return summarise(results[results["metric"].isin(FIGURE_METRICS)])
+def _with_panels(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``panel`` column (the dataset x model title) and string labels."""
+    frame = frame.astype({"dataset_label": str, "model_label": str, "method_label": str})
+    titles = [_panel_title(d, m) for d, m in frame[PANEL].itertuples(index=False)]
+    return frame.assign(panel=titles)
 
 
-def _shift_order(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per shift label with its family (``shift``) and ``severity``, in report order."""
-    shifts = results.loc[results["shift_label"].notna(), ["shift_label", "shift", "severity"]]
-    shifts = shifts.drop_duplicates("shift_label").copy()
-    shifts["shift"] = shifts["shift"].fillna(shifts["shift_label"]).astype(str)
-    shifts["shift_label"] = shifts["shift_label"].astype(str)
-    shifts["severity"] = shifts["severity"].astype(float)
-    shifts = shifts.sort_values(["shift", "severity", "shift_label"], kind="mergesort")
-    return shifts.reset_index(drop=True)
-
-
-def _update_means(summary: pd.DataFrame, metric: str = INVALIDATION) -> pd.DataFrame:
-    """The summary rows of an update metric that have a shift and a mean."""
-    rows = summary[
-        (summary["metric"] == metric) & summary["shift_label"].notna() & summary["mean"].notna()
-    ]
-    return rows.astype({"shift_label": str, "method_label": str}).reset_index(drop=True)
-
-
-def _panels(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """The sorted (dataset, model) pairs of a frame."""
-    pairs = frame[PANEL].dropna().drop_duplicates()
-    return sorted((str(d), str(m)) for d, m in pairs.itertuples(index=False))
-
-
-def _in_panel(frame: pd.DataFrame, panel: tuple[str, str]) -> pd.DataFrame:
-    return frame[(frame["dataset_label"] == panel[0]) & (frame["model_label"] == panel[1])]
-
-
-def _grid(
-    fig: Figure, n: int, ncols: int, *, sharex: bool = False, sharey: bool = False
-) -> list[Axes]:
-    """``n`` axes in rows of ``ncols``; unused slots are removed, x tick labels kept at bottoms."""
-    nrows = math.ceil(n / ncols)
-    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
-    axes = list(grid.ravel())
-    for ax in axes[n:]:
-        ax.remove()
-    for i, ax in enumerate(axes[:n]):
-        if i + ncols >= n:  # lowest axes of its column
-            ax.tick_params(labelbottom=True)
-    return axes[:n]
-
-
-def _is_bottom(i: int, n: int, ncols: int) -> bool:
-    return i + ncols >= n
+def _panel_order(frame: pd.DataFrame) -> list[str]:
+    pairs = sorted({(d, m) for d, m in frame[PANEL].itertuples(index=False)})
+    return [_panel_title(d, m) for d, m in pairs]
 
 
 def _columns(n: int, cap: int = MAX_COLUMNS) -> int:
     """Columns for ``n`` panels: at most ``cap``, rows filled as evenly as possible."""
     return max(1, math.ceil(n / math.ceil(n / cap))) if n else 1
+
+
+def _facets(
+    frame: pd.DataFrame,
+    panels: list[str],
+    panel_height: float,
+    *,
+    sharex: bool = False,
+    sharey: bool = False,
+    width: float | None = None,
+) -> sns.FacetGrid:
+    """One panel per title in ``panels``, in rows of at most three, a paper's width wide."""
+    ncols = _columns(len(panels))
+    width = width or (TWO_COLUMN if ncols > 1 else ONE_COLUMN)
+    return _grid_of(frame, panels, ncols, panel_height, width, sharex=sharex, sharey=sharey)
+
+
+def _grid_of(
+    frame: pd.DataFrame,
+    panels: list[str],
+    ncols: int,
+    panel_height: float,
+    width: float,
+    *,
+    sharex: bool = False,
+    sharey: bool = False,
+) -> sns.FacetGrid:
+    """A FacetGrid of ``panels`` in rows of ``ncols``; its layout is left to the figure's engine.
+
+    FacetGrid fits a tight layout when it is built (which can complain about labels it cannot
+    fit yet) and again after each ``map``; the figure's constrained layout places everything
+    in the end, so the grid's own later fits are switched off.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        grid = sns.FacetGrid(
+            frame,
+            col="panel",
+            col_order=panels,
+            col_wrap=ncols if len(panels) > ncols else None,
+            height=panel_height,
+            aspect=width / ncols / panel_height,
+            sharex=sharex,
+            sharey=sharey,
+            despine=False,
+        )
+    grid.tight_layout = lambda *args, **kwargs: grid  # type: ignore[method-assign]
+    grid.set_titles("{col_name}")
+    return grid
+
+
+def _finish(
+    grid: sns.FacetGrid,
+    styles: MethodStyles,
+    methods: list[str],
+    extra: Sequence[Line2D] = (),
+    more_height: float = 0.0,
+) -> Figure:
+    """Constrained layout, and the methods' legend below the panels (outside the data).
+
+    The figure grows by the legend's height (and ``more_height``), so the panels keep theirs.
+    """
+    fig = grid.figure
+    fig.set_figheight(fig.get_figheight() + 0.5 + 0.15 * math.ceil(len(methods) / 3) + more_height)
+    fig.set_layout_engine("constrained")
+    handles = [*styles.handles(methods), *extra]
+    labels = [h.get_label() for h in handles]
+    fig.legend(
+        handles=handles,
+        labels=labels,
+        loc="outside lower center",
+        ncols=_legend_columns(labels, fig.get_figwidth()),
+    )
+    return fig
 
 
 def _legend_columns(labels: Sequence[str], width: float) -> int:
@@ -131,220 +168,81 @@ def _legend_columns(labels: Sequence[str], width: float) -> int:
     return max(1, min(len(labels), int(width // per_entry)))
 
 
-def _method_legend(
-    fig: Figure, styles: MethodStyles, methods: Iterable[str], extra: Sequence[Line2D] = ()
-) -> None:
-    """The methods' legend below the axes (outside the data area)."""
-    handles = [*styles.handles(methods), *extra]
-    labels = [h.get_label() for h in handles]
-    ncols = _legend_columns(labels, fig.get_figwidth())
-    fig.legend(handles=handles, labels=labels, loc="outside lower center", ncols=ncols)
+def _name_marks(ax: Axes, styles: MethodStyles, methods: Iterable[str]) -> None:
+    """Label each line seaborn drew with a marker by its method (its colour and marker)."""
+    by_look = {(styles.color(m), styles.marker(m)): m for m in methods}
+    for line in ax.get_lines():
+        look = (mpl.colors.to_hex(line.get_color()), line.get_marker())
+        line.set_label(by_look.get(look, "_mark"))
 
 
-def _errors(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Non-negative error-bar lengths (2, n); a missing bound gives no whisker."""
-    mean = np.asarray(mean, dtype=float)
-    low = np.where(np.isnan(low), mean, low)
-    high = np.where(np.isnan(high), mean, high)
-    return np.vstack([np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)])
+def _update_values(data: ReportData, metric: str = INVALIDATION) -> pd.DataFrame:
+    """The per-seed values of an update metric under the shifts, with their panel titles."""
+    rows = data.per_seed
+    rows = rows[(rows["metric"] == metric) & rows["shift_label"].notna() & rows["value"].notna()]
+    return _with_panels(rows.astype({"shift_label": str}))
 
 
-def _panel_title(panel: tuple[str, str], extra: str | None = None, width: int = 34) -> str:
-    title = wrap_label(f"{panel[0]} / {panel[1]}", width)
-    return title if extra is None else f"{title}\n{wrap_label(extra, width)}"
-
-
-def _styles(results: pd.DataFrame, styles: MethodStyles | None) -> MethodStyles:
-    return MethodStyles.from_results(results) if styles is None else styles
+def _direction(data: ReportData, metric: str) -> str:
+    return data.info(metric).direction
 
 
 # -- 1. invalidation per shift ---------------------------------------------------------------------
 
 
-def invalidation_by_shift(
-    results: pd.DataFrame,
-    styles: MethodStyles | None = None,
-    *,
-    summary: pd.DataFrame | None = None,
-) -> Figure | None:
+def invalidation_by_shift(data: ReportData | pd.DataFrame) -> Figure | None:
     """Invalidation rate of each method under each shift: points with 95 % interval whiskers.
 
-    Shifts are rows (their labels read horizontally, wrapped), methods are dodged within a row;
-    one panel per dataset x model, at most three panels a row, sharing both axes.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    styles : MethodStyles, optional
-        The report's method styles (default: built from ``results``).
-    summary : pandas.DataFrame, optional
-        ``summarise(results)`` when already computed.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or None
-        None when no ok invalidation rate exists.
+    Shifts are rows (their labels wrapped), methods are dodged within a row; one panel per
+    dataset x model, at most three panels a row, sharing both axes.
     """
-    styles = _styles(results, styles)
-    inv = _update_means(_summary(results, summary))
-    if inv.empty:
+    data = as_report_data(data)
+    values = _update_values(data)
+    if values.empty:
         return None
-    shifts = [s for s in _shift_order(results)["shift_label"] if s in set(inv["shift_label"])]
-    methods = styles.order(inv["method_label"])
-    panels = _panels(inv)
-    ncols = _columns(len(panels))
-    nrows = math.ceil(len(panels) / ncols)
+    styles = data.styles
+    shifts = [s for s in data.shift_order["shift_label"] if s in set(values["shift_label"])]
+    methods = styles.order(values["method_label"])
+    panels = _panel_order(values)
     band = max(0.26, 0.075 * len(methods))
-    height = nrows * (0.45 + len(shifts) * band) + 0.35 + 0.15 * math.ceil(len(methods) / 3)
-    width = TWO_COLUMN if ncols > 1 else ONE_COLUMN
-    upper = float(np.nanmax(np.r_[inv["high"].to_numpy(float), inv["mean"].to_numpy(float)]))
-    upper = min(1.0, upper) if upper > 0 else 0.05
+    panel_height = 0.45 + len(shifts) * band
     with paper_style():
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = _grid(fig, len(panels), ncols, sharex=True, sharey=True)
-        step = 0.8 / len(methods)
-        for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-            cells = _in_panel(inv, panel)
-            for j, method in enumerate(methods):
-                rows = cells[cells["method_label"] == method]
-                if rows.empty:
-                    continue
-                y = np.array([shifts.index(s) for s in rows["shift_label"]], dtype=float)
-                y += (j - (len(methods) - 1) / 2) * step
-                mean = rows["mean"].to_numpy(float)
-                color = styles.color(method)
-                ax.errorbar(
-                    mean,
-                    y,
-                    xerr=_errors(mean, rows["low"].to_numpy(float), rows["high"].to_numpy(float)),
-                    fmt="none",
-                    ecolor=color,
-                    elinewidth=0.8,
-                    label="_nolegend_",
-                )
-                ax.plot(
-                    mean,
-                    y,
-                    linestyle="none",
-                    marker=styles.marker(method),
-                    color=color,
-                    label=method,
-                )
+        grid = _facets(values, panels, panel_height, sharex=True, sharey=True)
+        grid.map_dataframe(
+            sns.pointplot,
+            x="value",
+            y="shift_label",
+            order=shifts,
+            hue="method_label",
+            hue_order=methods,
+            palette=styles.colors,
+            markers=[styles.marker(m) for m in methods],
+            linestyle="none",
+            dodge=0.8 - 0.8 / len(methods) if len(methods) > 1 else False,
+            errorbar=_interval,
+            err_kws={"linewidth": 0.8},
+            capsize=0.06,
+            markersize=4,
+            legend=False,
+        )
+        for ax in grid.axes.flat:
+            _name_marks(ax, styles, methods)
             for k in range(1, len(shifts)):
                 ax.axhline(k - 0.5, color="#bdbdbd", linewidth=0.4)
             ax.grid(axis="y", visible=False)
-            ax.set_title(_panel_title(panel))
-            if _is_bottom(i, len(panels), ncols):
-                ax.set_xlabel(f"invalidation rate ({_direction(INVALIDATION)})")
-        axes[0].set_yticks(range(len(shifts)), [wrap_label(s, 22) for s in shifts])
-        axes[0].set_ylim(len(shifts) - 0.5, -0.5)
-        axes[0].set_xlim(-0.03 * upper, upper * 1.04)
-        _method_legend(fig, styles, methods)
-    return fig
+            ax.set_ylabel("")
+        axes = grid.axes.flat[0]
+        axes.set_yticks(range(len(shifts)), [wrap_label(s, 22) for s in shifts])
+        summary = data.summary
+        drawn = summary[(summary["metric"] == INVALIDATION) & summary["shift_label"].notna()]
+        upper = float(np.nanmax(drawn[["mean", "high"]].to_numpy(dtype=float)))
+        upper = min(1.0, upper) if upper > 0 else 0.05
+        axes.set_xlim(-0.03 * upper, upper * 1.04)
+        grid.set_axis_labels(f"invalidation rate ({_direction(data, INVALIDATION)})", "")
+        return _finish(grid, styles, methods)
 
 
 # -- 2. invalidation against severity -------------------------------------------------------------
-
-
-def invalidation_vs_severity(
-    results: pd.DataFrame,
-    styles: MethodStyles | None = None,
-    *,
-    summary: pd.DataFrame | None = None,
-) -> Figure | None:
-    """Invalidation rate against severity: one line (with 95 % band) per method.
-
-    One panel per swept shift family and dataset x model; only families with more than one
-    severity in a panel are drawn. Panels share the invalidation axis; each has its own
-    severity axis.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    styles : MethodStyles, optional
-        The report's method styles (default: built from ``results``).
-    summary : pandas.DataFrame, optional
-        ``summarise(results)`` when already computed.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or None
-        None when no shift was swept over more than one severity.
-    """
-    styles = _styles(results, styles)
-    inv = _update_means(_summary(results, summary))
-    shifts = _shift_order(results)
-    inv = inv.merge(shifts, on="shift_label", how="inner")
-    inv = inv[inv["severity"].notna()]
-    counts = inv.groupby([*PANEL, "shift"])["severity"].nunique()
-    swept = sorted(key for key, count in counts.items() if count > 1)
-    if not swept:
-        return None
-    families = sorted({key[2] for key in swept})
-    combos = sorted({key[:2] for key in swept})
-    methods = styles.order(inv["method_label"])
-    n = len(swept)
-    # a full grid (a row per dataset x model, a column per family) is labelled at its margins;
-    # otherwise each panel is titled with its dataset, model and family
-    aligned = 1 < len(families) <= 4 and n == len(families) * len(combos)
-    ncols = len(families) if aligned else _columns(n)
-    nrows = math.ceil(n / ncols)
-    width = TWO_COLUMN if ncols > 1 else ONE_COLUMN
-    row_height = 1.25 if aligned else 1.55
-    height = nrows * row_height + 0.5 + 0.15 * math.ceil(len(methods) / 3)
-    with paper_style():
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = _grid(fig, n, ncols, sharey=True)
-        for i, (ax, (dataset, model, family)) in enumerate(zip(axes, swept, strict=True)):
-            cells = inv[
-                (inv["dataset_label"] == dataset)
-                & (inv["model_label"] == model)
-                & (inv["shift"] == family)
-            ]
-            for method in methods:
-                rows = cells[cells["method_label"] == method].sort_values("severity")
-                if rows.empty:
-                    continue
-                color = styles.color(method)
-                x = rows["severity"].to_numpy(float)
-                ax.fill_between(
-                    x,
-                    rows["low"].to_numpy(float),
-                    rows["high"].to_numpy(float),
-                    color=color,
-                    alpha=0.2,
-                    linewidth=0,
-                    label="_nolegend_",
-                )
-                ax.plot(
-                    x,
-                    rows["mean"].to_numpy(float),
-                    color=color,
-                    marker=styles.marker(method),
-                    label=method,
-                )
-            severities = np.sort(cells["severity"].unique())
-            set_severity_scale(ax, severities)
-            if len(severities) <= 6:
-                ax.set_xticks(severities, [f"{s:g}" for s in severities])
-                ax.minorticks_off()
-            if aligned:
-                if i < ncols:
-                    ax.set_title(family)
-                if i % ncols == 0:
-                    ax.set_ylabel(wrap_label(f"{dataset} / {model}", 20), fontweight="bold")
-            else:
-                ax.set_title(_panel_title((dataset, model), family, width=30))
-            if _is_bottom(i, n, ncols):
-                ax.set_xlabel("severity" if aligned else f"{family} severity")
-        fig.supylabel(
-            f"invalidation rate ({_direction(INVALIDATION)})",
-            fontsize=mpl.rcParams["axes.labelsize"],
-        )
-        _method_legend(fig, styles, methods)
-    return fig
 
 
 def set_severity_scale(ax: Axes, severities: np.ndarray) -> str:
@@ -363,6 +261,67 @@ def set_severity_scale(ax: Axes, severities: np.ndarray) -> str:
     return "log"
 
 
+def invalidation_vs_severity(data: ReportData | pd.DataFrame) -> Figure | None:
+    """Invalidation rate against severity: one line (with 95 % band) per method.
+
+    One panel per swept shift family and dataset x model; only families with more than one
+    severity in a panel are drawn. Panels share the invalidation axis; each has its own
+    severity axis (logarithmic where the severities span more than a decade).
+    """
+    data = as_report_data(data)
+    values = _update_values(data).merge(
+        data.shift_order, on="shift_label", how="inner", suffixes=("", "_order")
+    )
+    values = values[values["severity"].notna()]
+    counts = values.groupby([*PANEL, "shift"])["severity"].nunique()
+    swept = sorted(key for key, count in counts.items() if count > 1)
+    if not swept:
+        return None
+    styles = data.styles
+    keep = pd.MultiIndex.from_frame(values[[*PANEL, "shift"]]).isin(swept)
+    values = values[keep]
+    values = values.assign(
+        panel=[
+            _panel_title(d, m, f) for d, m, f in values[[*PANEL, "shift"]].itertuples(index=False)
+        ]
+    )
+    panels = [_panel_title(d, m, f) for d, m, f in swept]
+    methods = styles.order(values["method_label"])
+    with paper_style():
+        grid = _facets(values, panels, 1.55, sharey=True)
+        grid.map_dataframe(
+            sns.lineplot,
+            x="severity",
+            y="value",
+            hue="method_label",
+            hue_order=methods,
+            palette=styles.colors,
+            style="method_label",
+            style_order=methods,
+            markers={m: styles.marker(m) for m in methods},
+            dashes=False,
+            errorbar=_interval,
+            err_kws={"alpha": 0.2, "linewidth": 0},
+            legend=False,
+        )
+        ncols = _columns(len(swept))
+        for i, (ax, (dataset, model, family)) in enumerate(zip(grid.axes.flat, swept, strict=True)):
+            _name_marks(ax, styles, methods)
+            panel = values[values["panel"] == _panel_title(dataset, model, family)]
+            severities = np.sort(panel["severity"].unique())
+            set_severity_scale(ax, severities)
+            if len(severities) <= 6:
+                ax.set_xticks(severities, [f"{s:g}" for s in severities])
+                ax.minorticks_off()
+            ax.set_xlabel(f"{family} severity" if i + ncols >= len(swept) else "")
+            ax.set_ylabel("")
+        grid.figure.supylabel(
+            f"invalidation rate ({_direction(data, INVALIDATION)})",
+            fontsize=mpl.rcParams["axes.labelsize"],
+        )
+        return _finish(grid, styles, methods)
+
+
 # -- 3. cost against invalidation -----------------------------------------------------------------
 
 
@@ -372,16 +331,6 @@ def pareto_front(points: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
     A point is dominated when another is no larger in every coordinate and smaller in one;
     equal points do not dominate each other (all of them are on the front). Points with a
     missing (NaN) coordinate are never on the front and dominate nothing.
-
-    Parameters
-    ----------
-    points : array-like of shape (n, d)
-        The points.
-
-    Returns
-    -------
-    list of int
-        The indices of the front, ascending.
     """
     array = np.asarray(points, dtype=float)
     if array.size == 0:
@@ -399,342 +348,281 @@ def pareto_front(points: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
 
 
 def mean_over_shifts(
-    results: pd.DataFrame, metric: str = INVALIDATION, shifts: Iterable[str] | None = None
+    data: ReportData, metric: str = INVALIDATION, shifts: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """An update metric averaged over shifts, summarised over seeds like :func:`summarise`.
+    """An update metric averaged over shifts within each seed, summarised over seeds.
 
-    Within a seed the metric is averaged over the updated models of each shift, then over the
-    shifts (each shift weighs the same); the mean and 95 % interval over seeds follow, by
-    :func:`summarise`.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    metric : str
-        The update metric.
-    shifts : iterable of str, optional
-        Only these shift labels (default: all).
-
-    Returns
-    -------
-    pandas.DataFrame
-        :func:`summarise`'s columns, ``shift_label`` being ``"mean over shifts"``.
+    Within a seed the metric is averaged over the updated models of each shift (the report's
+    per-seed values), then over the shifts (each shift weighs the same); the mean and 95 %
+    interval over seeds follow. ``shift_label`` of the result is ``"mean over shifts"``.
     """
-    ok = results[
-        (results["status"] == "ok")
-        & (results["metric"] == metric)
-        & results["shift_label"].notna()
-        & results["value"].notna()
-    ]
+    rows = data.per_seed
+    rows = rows[(rows["metric"] == metric) & rows["shift_label"].notna() & rows["value"].notna()]
     if shifts is not None:
-        ok = ok[ok["shift_label"].isin(list(shifts))]
-    keys = [*PANEL, "method_label", "shift_label", "metric", "seed"]
-    per_shift = ok.groupby(keys, sort=True)["value"].mean().reset_index()
-    # each shift becomes one "draw" of a single pseudo shift: summarise then averages the shifts
-    # within a seed and summarises the seeds
-    per_shift = per_shift.assign(shift_label=MEAN_OVER_SHIFTS, status="ok")
-    return summarise(per_shift)
+        rows = rows[rows["shift_label"].isin(list(shifts))]
+    keys = [*PANEL, "method_label", "metric", "seed"]
+    per_seed = rows.groupby(keys, sort=True)["value"].mean().reset_index()
+    return summarise_seeds(per_seed.assign(shift_label=MEAN_OVER_SHIFTS))
+
+
+def _cost_points(data: ReportData, shifts: Iterable[str] | None) -> pd.DataFrame:
+    """Per dataset x model x method: mean cost (x), invalidation over shifts (y), LOF."""
+    static = data.summary[data.summary["shift_label"].isna()]
+    index = [*PANEL, "method_label"]
+    cost = static[static["metric"] == COST].set_index(index)[["mean", "low", "high"]]
+    lof = static[static["metric"] == PLAUSIBILITY].set_index(index)["mean"].rename("lof")
+    inv = mean_over_shifts(data, INVALIDATION, shifts).set_index(index)[["mean", "low", "high"]]
+    points = cost.add_suffix("_x").join(inv.add_suffix("_y"), how="inner").join(lof, how="left")
+    points = points[points["mean_x"].notna() & points["mean_y"].notna()].reset_index()
+    return _with_panels(points) if not points.empty else points
+
+
+def _marker_size(lof: float) -> float:
+    """Marker area in points^2: larger for more plausible recourses (LOF inlier share)."""
+    width = 5.0 if math.isnan(lof) else 3.0 + 6.0 * float(np.clip(lof, 0, 1))
+    return width**2
 
 
 def cost_vs_invalidation(
-    results: pd.DataFrame,
-    styles: MethodStyles | None = None,
-    *,
-    summary: pd.DataFrame | None = None,
-    shifts: Iterable[str] | None = None,
+    data: ReportData | pd.DataFrame, shifts: Iterable[str] | None = None
 ) -> Figure | None:
     """Each method at (mean cost-l1, mean invalidation rate over shifts), with the Pareto front.
 
     Whiskers give the 95 % intervals on both axes. The front (cost and invalidation to be
-    minimised, as the metric registry says) joins its points with a dashed line and rings them.
-    Where plausibility-lof was measured, it sets the marker size (larger is more plausible).
-    One panel per dataset x model.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    styles : MethodStyles, optional
-        The report's method styles (default: built from ``results``).
-    summary : pandas.DataFrame, optional
-        ``summarise(results)`` when already computed (for cost and plausibility).
-    shifts : iterable of str, optional
-        The shift labels to average the invalidation rate over (default: all).
-
-    Returns
-    -------
-    matplotlib.figure.Figure or None
-        None when no method has both a cost and an invalidation rate.
+    minimised, as the metrics' directions say) joins its points with a dashed line and rings
+    them. Where plausibility-lof was measured, it sets the marker size (larger is more
+    plausible). One panel per dataset x model.
     """
-    styles = _styles(results, styles)
-    summary = _summary(results, summary)
-    static = summary[summary["shift_label"].isna()]
-    cost = static[static["metric"] == COST].set_index([*PANEL, "method_label"])
-    lof = static[static["metric"] == PLAUSIBILITY].set_index([*PANEL, "method_label"])["mean"]
-    inv = mean_over_shifts(results, INVALIDATION, shifts).set_index([*PANEL, "method_label"])
-    columns = ["mean", "low", "high"]
-    points = cost[columns].add_suffix("_x").join(inv[columns].add_suffix("_y"), how="inner")
-    points = points.join(lof.rename("lof"), how="left")
-    points = points[points["mean_x"].notna() & points["mean_y"].notna()].reset_index()
+    data = as_report_data(data)
+    points = _cost_points(data, shifts)
     if points.empty:
         return None
-    points = points.astype({"method_label": str})
-    has_lof = bool(points["lof"].notna().any())
+    styles = data.styles
     methods = styles.order(points["method_label"])
-    panels = _panels(points)
-    ncols = _columns(len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    width = TWO_COLUMN if ncols > 1 else ONE_COLUMN
-    height = nrows * 2.0 + 0.5 + 0.15 * math.ceil(len(methods) / 3) + (0.25 if has_lof else 0)
-    sign_x = -1.0 if _higher(COST) else 1.0
-    sign_y = -1.0 if _higher(INVALIDATION) else 1.0
-
-    def size(value: float) -> float:
-        return 5.0 if math.isnan(value) else 3.0 + 6.0 * float(np.clip(value, 0, 1))
-
+    has_lof = bool(points["lof"].notna().any())
+    sign = [-1.0 if data.higher_is_better(m) else 1.0 for m in (COST, INVALIDATION)]
     with paper_style():
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = _grid(fig, len(panels), ncols)
-        for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
-            cells = _in_panel(points, panel).reset_index(drop=True)
-            front = pareto_front(
-                np.c_[sign_x * cells["mean_x"].to_numpy(float), sign_y * cells["mean_y"]]
-            )
-            if front:
-                ordered = cells.loc[front].sort_values("mean_x")
-                ax.plot(
-                    ordered["mean_x"],
-                    ordered["mean_y"],
-                    linestyle="--",
-                    linewidth=0.8,
-                    color="0.35",
-                    zorder=1,
-                    label="_pareto",
-                )
-            for k, cell in cells.iterrows():
-                method = cell["method_label"]
-                color = styles.color(method)
-                mean = np.array([cell["mean_x"], cell["mean_y"]], dtype=float)
-                xerr = _errors(mean[:1], np.array([cell["low_x"]]), np.array([cell["high_x"]]))
-                yerr = _errors(mean[1:], np.array([cell["low_y"]]), np.array([cell["high_y"]]))
-                ax.errorbar(
-                    mean[:1],
-                    mean[1:],
-                    xerr=xerr,
-                    yerr=yerr,
-                    fmt="none",
-                    ecolor=color,
-                    elinewidth=0.7,
-                    zorder=2,
-                    label="_nolegend_",
-                )
-                markersize = size(float(cell["lof"]))
-                ax.plot(
-                    mean[:1],
-                    mean[1:],
-                    linestyle="none",
-                    marker=styles.marker(method),
-                    markersize=markersize,
-                    markeredgecolor="white",
-                    markeredgewidth=0.4,
-                    color=color,
-                    zorder=3,
-                    label=method,
-                )
-                if k in front:
-                    ax.plot(
-                        mean[:1],
-                        mean[1:],
-                        linestyle="none",
-                        marker="o",
-                        markersize=markersize + 4,
-                        markerfacecolor="none",
-                        markeredgecolor="0.2",
-                        markeredgewidth=0.6,
-                        zorder=3,
-                        label="_pareto",
-                    )
-            ax.set_title(_panel_title(panel))
+        grid = _facets(points, _panel_order(points), 2.0)
+        for ax, panel in zip(grid.axes.flat, grid.col_names, strict=True):
+            cells = points[points["panel"] == panel].reset_index(drop=True)
+            _draw_cost_panel(ax, cells, styles, sign)
             ax.margins(0.12)
-            ax.set_xlabel(f"{COST} ({_direction(COST)})")
-            if i % ncols == 0:
-                ax.set_ylabel(
-                    f"invalidation rate, {MEAN_OVER_SHIFTS}\n({_direction(INVALIDATION)})"
-                )
-        front_handle = Line2D(
-            [],
-            [],
-            linestyle="--",
-            linewidth=0.8,
-            color="0.35",
-            marker="o",
-            markerfacecolor="none",
-            markeredgecolor="0.2",
-            label="Pareto front",
+        grid.set_axis_labels(
+            f"{COST} ({_direction(data, COST)})",
+            f"invalidation rate, {MEAN_OVER_SHIFTS}\n({_direction(data, INVALIDATION)})",
         )
-        _method_legend(fig, styles, methods, extra=[front_handle])
+        front_key = Line2D(
+            [], [], linestyle="--", linewidth=0.8, color="0.35", marker="o",
+            markerfacecolor="none", markeredgecolor="0.2", label="Pareto front",
+        )  # fmt: skip
+        fig = _finish(grid, styles, methods, extra=[front_key], more_height=0.25 * has_lof)
         if has_lof:
             sizes = [
-                Line2D(
-                    [],
-                    [],
-                    linestyle="none",
-                    marker="o",
-                    color="0.5",
-                    markersize=size(v),
-                    label=f"{v:g}",
-                )
+                Line2D([], [], linestyle="none", marker="o", color="0.5",
+                       markersize=math.sqrt(_marker_size(v)), label=f"{v:g}")
                 for v in (0.0, 0.5, 1.0)
-            ]
+            ]  # fmt: skip
             fig.legend(
                 handles=sizes,
                 loc="outside upper center",
                 ncols=len(sizes),
-                title=f"marker size: {PLAUSIBILITY} ({_direction(PLAUSIBILITY)})",
+                title=f"marker size: {PLAUSIBILITY} ({_direction(data, PLAUSIBILITY)})",
             )
-    return fig
+        return fig
+
+
+def _draw_cost_panel(
+    ax: Axes, cells: pd.DataFrame, styles: MethodStyles, sign: list[float]
+) -> None:
+    """One panel: whiskers, each method's point (seaborn), the front's line and rings."""
+    xy = np.c_[sign[0] * cells["mean_x"].to_numpy(float), sign[1] * cells["mean_y"].to_numpy(float)]
+    front = pareto_front(xy)
+    if front:
+        ordered = cells.loc[front].sort_values("mean_x")
+        ax.plot(ordered["mean_x"], ordered["mean_y"], linestyle="--", linewidth=0.8,
+                color="0.35", zorder=1, label="_pareto")  # fmt: skip
+    for k, cell in cells.iterrows():
+        method = cell["method_label"]
+        x, y = float(cell["mean_x"]), float(cell["mean_y"])
+        ax.errorbar(
+            [x], [y],
+            xerr=[[max(x - cell["low_x"], 0)], [max(cell["high_x"] - x, 0)]],
+            yerr=[[max(y - cell["low_y"], 0)], [max(cell["high_y"] - y, 0)]],
+            fmt="none", ecolor=styles.color(method), elinewidth=0.7, zorder=2, label="_nolegend_",
+        )  # fmt: skip
+        size = _marker_size(float(cell["lof"]))
+        sns.scatterplot(
+            x=[x], y=[y], ax=ax, color=styles.color(method), marker=styles.marker(method),
+            s=size, edgecolor="white", linewidth=0.4, zorder=3, legend=False,
+        )  # fmt: skip
+        ax.collections[-1].set_label(method)
+        if k in front:
+            ax.scatter([x], [y], s=(math.sqrt(size) + 4) ** 2, facecolors="none",
+                       edgecolors="0.2", linewidths=0.6, zorder=3, label="_pareto")  # fmt: skip
 
 
 # -- 4. heat map ----------------------------------------------------------------------------------
 
 
-def invalidation_heatmap(
-    results: pd.DataFrame,
-    styles: MethodStyles | None = None,
-    *,
-    summary: pd.DataFrame | None = None,
-) -> Figure | None:
+def invalidation_heatmap(data: ReportData | pd.DataFrame) -> Figure | None:
     """Method x shift heat map of the mean invalidation rate (annotated, 0..1 colour scale).
 
     One panel per dataset x model with the methods and shifts that have rows there; a cell with
     no ok value is grey and reads "n/a". The colour map is sequential and colour-blind safe.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    styles : MethodStyles, optional
-        The report's method styles (sets the order of the rows; default: from ``results``).
-    summary : pandas.DataFrame, optional
-        ``summarise(results)`` when already computed.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or None
-        None when no ok invalidation rate exists.
     """
-    styles = _styles(results, styles)
-    inv = _update_means(_summary(results, summary))
-    if inv.empty:
+    data = as_report_data(data)
+    summary = data.summary
+    means = summary[
+        (summary["metric"] == INVALIDATION)
+        & summary["shift_label"].notna()
+        & summary["mean"].notna()
+    ]
+    if means.empty:
         return None
-    order = list(_shift_order(results)["shift_label"])
-    shifted = results[results["shift_label"].notna() & results["method_label"].notna()]
-    panels = _panels(inv)
-    grids = []
-    for panel in panels:
-        rows = _in_panel(shifted, panel)
-        methods = styles.order(rows["method_label"].astype(str))
-        labels = [wrap_label(m, 28) for m in methods]
-        present = set(rows["shift_label"].astype(str))
-        columns = [s for s in order if s in present]
-        cells = _in_panel(inv, panel).set_index(["method_label", "shift_label"])["mean"]
-        matrix = np.full((len(methods), len(columns)), np.nan)
-        for (method, shift), value in cells.items():
-            if method in methods and shift in columns:
-                matrix[methods.index(method), columns.index(shift)] = value
-        grids.append((labels, columns, matrix))
-    widest = max(len(g[1]) for g in grids)
-    tallest = max(sum(max(0.22, 0.12 * (1 + m.count("\n"))) for m in g[0]) for g in grids)
-    label_width = max(len(line) for g in grids for m in g[0] for line in m.split("\n"))
+    styles = data.styles
+    order = list(data.shift_order["shift_label"])
+    shifted = data.results[
+        data.results["shift_label"].notna() & data.results["method_label"].notna()
+    ]
+    matrices = _heat_matrices(_with_panels(shifted), _with_panels(means), styles, order)
+    panels = list(matrices)
+    widest = max(m.shape[1] for m in matrices.values())
+    tallest = max(
+        sum(max(0.22, 0.12 * (1 + str(r).count("\n"))) for r in m.index) for m in matrices.values()
+    )
+    label_width = max(
+        len(line) for m in matrices.values() for r in m.index for line in str(r).split("\n")
+    )
     panel_width = 0.3 + label_width * 0.055 + 0.45 * widest
     ncols = max(1, min(len(panels), MAX_COLUMNS, int((TWO_COLUMN - 0.8) // panel_width)))
-    nrows = math.ceil(len(panels) / ncols)
     width = min(TWO_COLUMN, max(ONE_COLUMN, ncols * panel_width + 0.8))
-    same_methods = len({tuple(g[0]) for g in grids}) == 1
-    same_shifts = len({tuple(g[1]) for g in grids}) == 1
-    column_labels = [wrap_label(s, 36) for s in order]  # one line mostly: rotated lines stay apart
-    longest = max(len(line) for label in column_labels for line in label.split("\n"))
-    label_height = 0.15 + longest * 0.055 * 0.72  # a rotated label's height
-    height = nrows * (0.3 + tallest) + (1 if same_shifts else nrows) * label_height + 0.1
-    cmap = mpl.colormaps[SEQUENTIAL_CMAP].with_extremes(bad=MISSING_COLOR)
-    norm = Normalize(0.0, 1.0)
-    fontsize = SMALL_FONT_SIZE if widest <= 8 else SMALL_FONT_SIZE - 1
+    same_methods = len({tuple(m.index) for m in matrices.values()}) == 1
+    same_shifts = len({tuple(m.columns) for m in matrices.values()}) == 1
+    longest = max(len(line) for s in order for line in wrap_label(s, 36).split("\n"))
+    label_height = 0.15 + longest * 0.055 * 0.72  # a rotated shift label's height
+    nrows = math.ceil(len(panels) / ncols)
+    height = nrows * (0.55 + tallest) + (1 if same_shifts else nrows) * label_height + 0.1
+    panel_height = height / nrows
+    cmap = mpl.colormaps[SEQUENTIAL_CMAP]
+    frame = pd.DataFrame({"panel": panels})
     with paper_style():
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = _grid(fig, len(panels), ncols)
-        image = None
-        for i, (ax, panel, (methods, columns, matrix)) in enumerate(
-            zip(axes, panels, grids, strict=True)
-        ):
-            image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, norm=norm, aspect="auto")
-            for (r, c), value in np.ndenumerate(matrix):
-                if math.isnan(value):
-                    text, color = "n/a", "0.4"
-                else:
-                    red, green, blue, _ = cmap(norm(value))
-                    light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-                    text, color = f"{value:.2f}", "black" if light else "white"
-                ax.text(c, r, text, ha="center", va="center", color=color, fontsize=fontsize)
-            ax.set_xticks(
-                range(len(columns)),
-                [column_labels[order.index(s)] for s in columns],
-                rotation=45,
-                ha="right",
-                rotation_mode="anchor",
-            )
-            if same_shifts and not _is_bottom(i, len(panels), ncols):
+        grid = _grid_of(frame, panels, ncols, panel_height, width)
+        fontsize = SMALL_FONT_SIZE if widest <= 8 else SMALL_FONT_SIZE - 1
+        for i, (ax, panel) in enumerate(zip(grid.axes.flat, panels, strict=True)):
+            _draw_heat_panel(ax, matrices[panel], cmap, fontsize)
+            if same_shifts and i + ncols < len(panels):  # shift labels under the last row only
                 ax.tick_params(labelbottom=False)
-            ax.set_yticks(range(len(methods)), methods)
-            if same_methods and i % ncols:
+            if same_methods and i % ncols:  # method labels beside the first column only
                 ax.tick_params(labelleft=False)
-            ax.tick_params(length=0)
-            ax.grid(visible=False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            ax.set_title(_panel_title(panel))
+        fig = grid.figure
+        fig.set_layout_engine("constrained")
         fig.colorbar(
-            image,
-            ax=axes,
-            label=f"invalidation rate ({_direction(INVALIDATION)})",
+            ScalarMappable(Normalize(0.0, 1.0), cmap),
+            ax=list(grid.axes.flat),
+            label=f"invalidation rate ({_direction(data, INVALIDATION)})",
             shrink=min(1.0, 0.5 + 0.4 * tallest),
             aspect=25,
         )
     return fig
 
 
-# -- saving ---------------------------------------------------------------------------------------
+def _heat_matrices(
+    shifted: pd.DataFrame, means: pd.DataFrame, styles: MethodStyles, order: list[str]
+) -> dict[str, pd.DataFrame]:
+    """Per panel, the methods x shifts frame of mean invalidation (NaN: no ok value)."""
+    matrices = {}
+    for panel in _panel_order(means):
+        rows = shifted[shifted["panel"] == panel]
+        methods = styles.order(rows["method_label"])
+        present = set(rows["shift_label"].astype(str))
+        columns = [s for s in order if s in present]
+        cells = means[means["panel"] == panel].pivot_table(
+            index="method_label", columns="shift_label", values="mean", aggfunc="first"
+        )
+        matrix = cells.reindex(index=methods, columns=columns)
+        matrix.index = [wrap_label(m, 28) for m in methods]
+        matrices[panel] = matrix
+    return matrices
 
-FIGURES: dict[str, Callable[..., Figure | None]] = {
-    "invalidation-by-shift": invalidation_by_shift,
-    "invalidation-vs-severity": invalidation_vs_severity,
-    "cost-vs-invalidation": cost_vs_invalidation,
-    "invalidation-heatmap": invalidation_heatmap,
+
+def _draw_heat_panel(ax: Axes, matrix: pd.DataFrame, cmap: Any, fontsize: float) -> None:
+    """One panel: the annotated heat map (seaborn), "n/a" on cells without a value."""
+    ax.set_facecolor(MISSING_COLOR)
+    sns.heatmap(
+        matrix.astype(float),
+        ax=ax, cmap=cmap, vmin=0.0, vmax=1.0, cbar=False, annot=True, fmt=".2f",
+        annot_kws={"fontsize": fontsize}, mask=matrix.isna(), xticklabels=False,
+        yticklabels=list(matrix.index),
+    )  # fmt: skip
+    for (r, c), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
+        if math.isnan(value):
+            ax.text(c + 0.5, r + 0.5, "n/a", ha="center", va="center", color="0.4",
+                    fontsize=fontsize)  # fmt: skip
+    ax.set_xticks(
+        np.arange(matrix.shape[1]) + 0.5,
+        [wrap_label(s, 36) for s in matrix.columns],
+        rotation=45,
+        ha="right",
+        rotation_mode="anchor",
+    )
+    ax.tick_params(length=0)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+
+
+# -- the registry, saving -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the report: its file name, how to draw it, its caption and what it shows."""
+
+    name: str
+    draw: Callable[[ReportData], Figure | None]
+    caption: str
+    metrics: tuple[str, ...]
+
+
+FIGURES: dict[str, FigureSpec] = {
+    spec.name: spec
+    for spec in (
+        FigureSpec(
+            "invalidation-by-shift",
+            invalidation_by_shift,
+            "Invalidation rate of each method under each shift (mean over seeds, 95 % bootstrap "
+            "interval): how many recourses valid under the base model the updated models reject.",
+            (INVALIDATION,),
+        ),
+        FigureSpec(
+            "invalidation-vs-severity",
+            invalidation_vs_severity,
+            "Invalidation rate against the size of each swept shift, one line per method: how "
+            "fast recourse breaks as the shift grows.",
+            (INVALIDATION,),
+        ),
+        FigureSpec(
+            "cost-vs-invalidation",
+            cost_vs_invalidation,
+            "The price of robustness: each method's L1 cost against its invalidation rate "
+            "averaged over shifts, with the Pareto front of methods no other method beats on both.",
+            (COST, INVALIDATION, PLAUSIBILITY),
+        ),
+        FigureSpec(
+            "invalidation-heatmap",
+            invalidation_heatmap,
+            "Mean invalidation rate of every method (rows) under every shift (columns), on one "
+            "0-1 colour scale.",
+            (INVALIDATION,),
+        ),
+    )
 }
-"""The figures of a report, by file name."""
+"""The figures of a report by file name: add a :class:`FigureSpec` here to add a figure."""
 
 
 def save_figure(
     fig: Figure, out_dir: str | Path, name: str, formats: Sequence[str] = ("pdf", "png")
 ) -> list[Path]:
-    """Save ``fig`` as ``out_dir/name.<format>`` for each format (PNG at 200 dpi, tight box).
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure.
-    out_dir : str or Path
-        The folder (created if missing).
-    name : str
-        The file name without suffix.
-    formats : sequence of str
-        File formats matplotlib can write, e.g. ``("pdf", "png")``.
-
-    Returns
-    -------
-    list of Path
-        The files written, in the order of ``formats``.
-    """
+    """Save ``fig`` as ``out_dir/name.<format>`` for each format (PNG at 200 dpi, tight box)."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -748,38 +636,19 @@ def save_figure(
 
 
 def write_figures(
-    results: pd.DataFrame,
+    data: ReportData | pd.DataFrame,
     out_dir: str | Path,
     formats: Sequence[str] = ("pdf", "png"),
-    styles: MethodStyles | None = None,
 ) -> dict[str, list[Path]]:
-    """Make every figure of :data:`FIGURES` that has something to show, and save it.
+    """Make every figure of :data:`FIGURES` that has something to show, save it, close it.
 
-    The results are summarised once and all figures share one :class:`MethodStyles`, built from
-    every method label in ``results`` unless given.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The results frame.
-    out_dir : str or Path
-        The folder to write to.
-    formats : sequence of str
-        File formats of each figure.
-    styles : MethodStyles, optional
-        The method styles (default: built from ``results``).
-
-    Returns
-    -------
-    dict
-        Figure name (e.g. ``"invalidation-by-shift"``) -> the paths written; figures with
-        nothing to show are left out.
+    Returns figure name -> the paths written; figures with nothing to show are left out.
     """
-    styles = _styles(results, styles)
-    summary = _summary(results, None)
+    data = as_report_data(data)
     written = {}
-    for name, make in FIGURES.items():
-        fig = make(results, styles, summary=summary)
+    for name, spec in FIGURES.items():
+        fig = spec.draw(data)
         if fig is not None:
             written[name] = save_figure(fig, out_dir, name, formats)
+            plt.close(fig)
     return written

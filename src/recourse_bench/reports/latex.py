@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from .tables import PREFERRED_ORDER, higher_is_better, registered_metric, summarise, to_markdown
+from .data import ReportData, as_report_data
+from .tables import to_markdown
 
 FIELDS = {"dataset": "dataset_label", "model": "model_label", "shift": "shift_label"}
 MISSING = "--"
@@ -99,24 +100,11 @@ class PaperTable:
 
 
 # ----------------------------------------------------------------------------------- building
-def _direction(metric: str, higher: bool | None) -> bool | None:
-    return higher if higher is not None else higher_is_better(metric)
-
-
 def _relevant(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Rows that bear on ``metric``: its own, and non-ok rows that name no metric."""
     named = results["metric"] == metric
     unnamed = results["metric"].isna() & (results["status"] != "ok")
     return results[(named.fillna(False) | unnamed).astype(bool)]
-
-
-def _is_shifted(results: pd.DataFrame, metric: str) -> bool:
-    """Whether the metric is measured per shift (update and shift metrics)."""
-    own = results[(results["metric"] == metric).fillna(False).astype(bool)]
-    if own["shift_label"].notna().any():
-        return True
-    found = registered_metric(metric)
-    return found is not None and found.stage != "static"
 
 
 def _default_columns(rows: pd.DataFrame, shifted: bool) -> tuple[str, ...]:
@@ -164,7 +152,7 @@ def paper_table(
     methods: Sequence[str] | None = None,
     digits: int = 3,
     higher_is_better: bool | None = None,
-    summary: pd.DataFrame | None = None,
+    data: ReportData | None = None,
 ) -> PaperTable:
     """The paper table of ``metric``: methods as rows, column groups of datasets (and shifts).
 
@@ -183,9 +171,11 @@ def paper_table(
     digits : int
         Decimals printed; the best value of a column is chosen on the printed (rounded) means.
     higher_is_better : bool, optional
-        The metric's direction; by default the registered metric's.
-    summary : pandas.DataFrame, optional
-        ``summarise(results)`` if already computed (used by :func:`paper_tables`).
+        The metric's direction; by default the one the report data know (the run metadata's,
+        else the registered metric's).
+    data : ReportData, optional
+        The report's aggregated data, if already built (used by :func:`paper_tables`); by
+        default the rows of ``metric`` are aggregated here.
 
     Returns
     -------
@@ -200,7 +190,8 @@ def paper_table(
     rows = _relevant(results, metric)
     if rows.empty:
         raise ValueError(f"no results for metric {metric!r}")
-    shifted = _is_shifted(results, metric)
+    data = data if data is not None else ReportData.build(rows)
+    shifted = data.is_shifted(metric)
     if not shifted:  # a static metric: rows of a failed shift say nothing about it
         rows = rows.assign(shift_label=pd.NA)
     columns = tuple(columns) if columns is not None else _default_columns(rows, shifted)
@@ -213,10 +204,8 @@ def paper_table(
                 f"metric {metric!r} varies over {name} ({rows[label].nunique()} values): "
                 f"add {name!r} to columns"
             )
-    direction = _direction(metric, higher_is_better)
-    if summary is None:
-        summary = summarise(rows)
-    summary = summary[summary["metric"] == metric]
+    direction = higher_is_better if higher_is_better is not None else data.higher_is_better(metric)
+    summary = data.summary[data.summary["metric"] == metric]
     keys = _column_keys(rows, columns)
     shown = list(dict.fromkeys(rows["method_label"])) if methods is None else list(methods)
     infeasible = _infeasible_seeds(results, columns, keys)
@@ -425,23 +414,15 @@ def _caption(
     return text + f"{MISSING}: no result."
 
 
-def ordered_metrics(results: pd.DataFrame) -> list[str]:
-    """The metrics of a results frame, the usual ones first (as in the Markdown report)."""
-    present = sorted(str(m) for m in results["metric"].dropna().unique())
-    return [m for m in PREFERRED_ORDER if m in present] + [
-        m for m in present if m not in PREFERRED_ORDER
-    ]
-
-
-def paper_tables(results: pd.DataFrame, *, digits: int = 3) -> dict[str, PaperTable]:
+def paper_tables(data: pd.DataFrame | ReportData, *, digits: int = 3) -> dict[str, PaperTable]:
     """The paper table of every metric present (static and update), keyed by metric name.
 
-    Each uses the default columns of :func:`paper_table`; the aggregation runs once.
+    Each uses the default columns of :func:`paper_table`; the aggregation is the report's.
     """
-    summary = summarise(results)
+    data = as_report_data(data)
     return {
-        metric: paper_table(results, metric, digits=digits, summary=summary)
-        for metric in ordered_metrics(results)
+        metric: paper_table(data.results, metric, digits=digits, data=data)
+        for metric in data.ordered_metrics()
     }
 
 
@@ -617,7 +598,6 @@ def to_markdown_table(table: PaperTable, caption: str | None = None) -> str:
 __all__ = [
     "PaperTable",
     "escape_latex",
-    "ordered_metrics",
     "paper_table",
     "paper_tables",
     "to_latex",

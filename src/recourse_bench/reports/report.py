@@ -21,13 +21,13 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from .data import ReportData, as_report_data
 from .latex import PaperTable, paper_tables, to_latex, to_markdown_table
 from .stats import paired_tests
-from .tables import higher_is_better, markdown_report, to_markdown
+from .tables import markdown_report, to_markdown
 
 FORMATS = ("md", "tex", "pdf", "png")
 INDEX_FILE = "index.md"
@@ -40,25 +40,6 @@ SHOWN_TEST_COLUMNS = [
     *("dataset", "model", "shift", "metric", "method_a", "method_b"),
     *("n_pairs", "median_diff", "p_holm", "better"),
 ]
-
-FIGURE_CAPTIONS = {
-    "invalidation-by-shift": (
-        "Invalidation rate of each method under each shift (mean over seeds, 95 % bootstrap "
-        "interval): how many recourses valid under the base model the updated models reject."
-    ),
-    "invalidation-vs-severity": (
-        "Invalidation rate against the size of each swept shift, one line per method: how fast "
-        "recourse breaks as the shift grows."
-    ),
-    "cost-vs-invalidation": (
-        "The price of robustness: each method's L1 cost against its invalidation rate averaged "
-        "over shifts, with the Pareto front of methods no other method beats on both."
-    ),
-    "invalidation-heatmap": (
-        "Mean invalidation rate of every method (rows) under every shift (columns), on one "
-        "0-1 colour scale."
-    ),
-}
 
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -92,43 +73,39 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def write_report(
-    results: pd.DataFrame,
+    data: ReportData | pd.DataFrame,
     out_dir: str | Path,
     *,
-    title: str = "recourse-bench",
     formats: Sequence[str] = FORMATS,
-    timings: list[dict[str, Any]] | None = None,
     sources: Sequence[str] = (),
     duplicates: int = 0,
 ) -> Path:
-    """Write the report folder of ``results`` into ``out_dir`` and return the index's path.
+    """Write the report folder of ``data`` into ``out_dir`` and return the index's path.
 
     Parameters
     ----------
-    results : pandas.DataFrame
-        A results frame (see :mod:`recourse_bench.store`).
+    data : ReportData or pandas.DataFrame
+        The report's aggregated data (:meth:`ReportData.build`, with the title, the timings and
+        the run metadata's metric records), or a results frame to aggregate with defaults.
     out_dir : str or Path
         The report folder (created if needed). The report is written into a temporary folder
         inside it and swapped in: every old report entry (:data:`REPORT_ENTRIES`) is replaced
         as a whole, so no table or figure of an earlier report survives.
-    title : str
-        The report's title (the benchmark's name).
     formats : sequence of str
         Any of ``md``, ``tex``, ``pdf``, ``png``; ``index.md`` and ``report.md`` are always
         written, the Markdown tables only with ``md``.
-    timings : list of dict, optional
-        The run metadata's ``recourse_timings`` (adds a time table to ``report.md``).
     sources : sequence of str
-        The results files merged into ``results`` (listed in the index).
+        The results files merged into the data (listed in the index).
     duplicates : int
         Measurements that appeared in more than one source (the later one was kept).
     """
+    data = as_report_data(data)
     formats = check_formats(formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     try:
-        _write_files(results, staging, title, formats, timings, sources, duplicates)
+        _write_files(data, staging, formats, sources, duplicates)
         _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -166,32 +143,29 @@ def _swap_in(staging: Path, out: Path) -> None:
 
 
 def _write_files(
-    results: pd.DataFrame,
+    data: ReportData,
     out: Path,
-    title: str,
     formats: Sequence[str],
-    timings: list[dict[str, Any]] | None,
     sources: Sequence[str],
     duplicates: int,
 ) -> None:
     """Write every report file into ``out`` (a fresh staging folder)."""
-    from .figures import write_figures  # matplotlib is imported only when a report is written
+    from .figures import FIGURES, write_figures  # matplotlib is imported only for a report
 
-    (out / REPORT_FILE).write_text(
-        markdown_report(results, title=title, timings=timings), encoding="utf-8"
-    )
-    tables = paper_tables(results)
+    (out / REPORT_FILE).write_text(markdown_report(data), encoding="utf-8")
+    tables = paper_tables(data)
     for metric, table in tables.items():
         if "tex" in formats:
             _write(out / "tables" / f"{metric}.tex", to_latex(table))
         if "md" in formats:
             _write(out / "tables" / f"{metric}.md", to_markdown_table(table))
     image_formats = [f for f in formats if f in ("pdf", "png")]
-    figures = write_figures(results, out / "figures", image_formats) if image_formats else {}
-    tests = paired_tests(results, alpha=ALPHA)
+    figures = write_figures(data, out / "figures", image_formats) if image_formats else {}
+    captions = {name: spec.caption for name, spec in FIGURES.items()}
+    tests = paired_tests(data.results, alpha=ALPHA, directions=data.higher_is_better)
     _write(out / "stats" / STATS_FILE, tests.to_csv(index=False))
     _write(
-        out / INDEX_FILE, _index(results, title, tables, figures, tests, out, sources, duplicates)
+        out / INDEX_FILE, _index(data, tables, figures, captions, tests, out, sources, duplicates)
     )
 
 
@@ -201,23 +175,24 @@ def _write(path: Path, text: str) -> None:
 
 
 def _index(
-    results: pd.DataFrame,
-    title: str,
+    data: ReportData,
     tables: dict[str, PaperTable],
     figures: dict[str, list[Path]],
+    captions: dict[str, str],
     tests: pd.DataFrame,
     out: Path,
     sources: Sequence[str],
     duplicates: int,
 ) -> str:
-    parts = [f"# {title}\n", _overview(results, sources, duplicates)]
+    results = data.results
+    parts = [f"# {data.title}\n", _overview(results, sources, duplicates)]
     parts.append("## Figures\n")
     if not figures:
         parts.append("No figures (no update metric to plot, or no image format asked for).\n")
     for name, paths in figures.items():
         shown = next((p for p in paths if p.suffix == ".png"), paths[0])
         links = ", ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in paths)
-        parts.append(f"### {name}\n\n{FIGURE_CAPTIONS.get(name, '')} ({links})\n")
+        parts.append(f"### {name}\n\n{captions.get(name, '')} ({links})\n")
         if shown.suffix == ".png":
             parts.append(f"![{name}]({shown.relative_to(out).as_posix()})\n")
     parts.append("## Tables\n")
@@ -227,9 +202,7 @@ def _index(
         "bold marks the best value of each column. LaTeX versions (booktabs) are in `tables/`.\n"
     )
     for metric, table in tables.items():
-        direction = {True: "higher is better", False: "lower is better"}.get(
-            higher_is_better(metric), "direction unknown"
-        )
+        direction = data.info(metric).direction
         parts.append(f"### {metric} ({direction})\n\n{to_markdown_table(table)}\n")
     parts.append(_stats_section(tests))
     return "\n".join(parts)

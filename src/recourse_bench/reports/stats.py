@@ -14,13 +14,13 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .tables import higher_is_better
+from .data import registered_info
 
 BLOCK = ["dataset_label", "model_label", "shift_label", "metric"]
 UNIT = ["seed", "draw"]
@@ -124,6 +124,7 @@ def paired_tests(
     metrics: Sequence[str] | None = None,
     alpha: float = 0.05,
     min_pairs: int = 6,
+    directions: Callable[[str], bool | None] | None = None,
 ) -> pd.DataFrame:
     """Wilcoxon signed-rank tests between every pair of methods, Holm-corrected.
 
@@ -138,6 +139,9 @@ def paired_tests(
         Family-wise level: ``better`` names the better method when ``p_holm < alpha``.
     min_pairs : int
         Blocks with fewer pairs (or non-zero differences) get ``p_value`` NaN and a note.
+    directions : callable, optional
+        ``metric -> higher_is_better`` (True, False or None when unknown); by default the
+        registry's (a report passes the run metadata's through ``ReportData``).
 
     Returns
     -------
@@ -151,7 +155,8 @@ def paired_tests(
     if metrics is not None:
         ok = ok[ok["metric"].isin(list(metrics))]
     ok = ok.assign(draw=ok["draw"].astype("Int64").fillna(-1))  # static and shift metrics: no draw
-    directions = {m: higher_is_better(str(m)) for m in ok["metric"].unique()}
+    direction_of = directions or (lambda metric: registered_info(metric).higher_is_better)
+    higher = {m: direction_of(str(m)) for m in ok["metric"].unique()}
     records = []
     for key, block in ok.groupby(BLOCK, dropna=False, sort=True):
         dataset, model, shift, metric = key
@@ -176,7 +181,7 @@ def paired_tests(
                     "median_diff": median,
                     "statistic": statistic,
                     "p_value": p_value,
-                    "better": _better(method_a, method_b, a - b, directions[metric]),
+                    "better": _better(method_a, method_b, a - b, higher[metric]),
                     "note": note,
                 }
             )
@@ -184,7 +189,7 @@ def paired_tests(
     table.insert(COLUMNS.index("p_holm"), "p_holm", holm(table["p_value"].to_numpy(dtype=float)))
     significant = table["p_holm"] < alpha
     table["better"] = table["better"].where(significant, "")
-    unknown = table["metric"].map(lambda m: directions.get(m) is None)
+    unknown = table["metric"].map(lambda m: higher.get(m) is None)
     table.loc[unknown & significant, "note"] = "direction unknown (metric not registered)"
     return table.astype({"n_pairs": int})
 

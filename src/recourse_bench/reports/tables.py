@@ -1,83 +1,21 @@
-"""Tables from a results frame: aggregation over draws and seeds, and Markdown rendering.
+"""Markdown tables for the terminal and ``report.md``, from a report's :class:`ReportData`.
 
-Aggregation follows the benchmark specification: an update metric is first averaged over the K
-updated models within a seed; then every metric is summarised over seeds by its mean and a 95 %
-percentile-bootstrap confidence interval (scipy), with a fixed resampling seed so that reports are
-reproducible.
+The numbers are those of :mod:`recourse_bench.reports.data`: an update metric is first averaged
+over the K updated models within a seed; every metric is then summarised over seeds by its mean
+and a 95 % percentile-bootstrap interval, computed once per report.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-CELL = ["dataset_label", "model_label", "method_label"]
-ROW = [*CELL, "shift_label"]
-PREFERRED_ORDER = ("invalidation-rate", "validity", "coverage", "cost-l1", "violations")
+from .data import CELL, PREFERRED_ORDER, ROW, ReportData, as_report_data
+
 SUMMARY_METRICS = ("invalidation-rate", "validity", "cost-l1", "violations")
 """The columns of the terminal summary, where measured."""
-
-
-def registered_metric(name: str) -> Any:
-    """The registered :class:`~recourse_bench.metrics.Metric` called ``name``, or None."""
-    from .. import metrics as _metrics  # noqa: F401  (registers the built-in metrics)
-    from ..api import UnknownNameError
-    from ..registry import get
-
-    try:
-        return get("metric", name)
-    except UnknownNameError:
-        return None
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """Whether a larger value of ``metric`` is better; None for a metric that is not registered."""
-    found = registered_metric(metric)
-    return None if found is None else bool(found.higher_is_better)
-
-
-def bootstrap_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile-bootstrap interval of the mean (the value itself for fewer than 2 values)."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return math.nan, math.nan
-    if values.size < 2 or np.ptp(values) == 0:
-        return float(values.mean()), float(values.mean())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.bootstrap(
-            (values,),
-            np.mean,
-            confidence_level=level,
-            n_resamples=2000,
-            method="percentile",
-            rng=np.random.default_rng(0),
-        )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95 % interval over seeds of every metric, per cell (and shift, for update metrics).
-
-    Returns one row per (dataset, model, method, shift, metric) with columns ``mean``, ``low``,
-    ``high`` and ``n_seeds``; static metrics have a null shift.
-    """
-    ok = results[(results["status"] == "ok") & results["metric"].notna()]
-    keys = [*ROW, "metric"]
-    per_seed = ok.groupby([*keys, "seed"], dropna=False, sort=True)["value"].mean().reset_index()
-    rows = []
-    for key, group in per_seed.groupby(keys, dropna=False, sort=True):
-        low, high = bootstrap_interval(group["value"].to_numpy())
-        rows.append(
-            (*key, float(group["value"].mean()), low, high, int(group["value"].notna().sum()))
-        )
-    return pd.DataFrame(rows, columns=[*keys, "mean", "low", "high", "n_seeds"])
 
 
 def _format(mean: float, low: float, high: float) -> str:
@@ -88,13 +26,14 @@ def _format(mean: float, low: float, high: float) -> str:
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def invalidation_table(results: pd.DataFrame) -> pd.DataFrame:
+def invalidation_table(data: pd.DataFrame | ReportData) -> pd.DataFrame:
     """One row per dataset x model x method x shift; a column per metric ("mean [95 % CI]").
 
     Static metrics (validity, coverage, cost) are the same on every shift row of a cell. Cells
     that were skipped or failed show their status and reason.
     """
-    summary = summarise(results)
+    data = as_report_data(data)
+    results, summary = data.results, data.summary
     present = list(dict.fromkeys(summary["metric"]))
     metrics = [m for m in PREFERRED_ORDER if m in present] + sorted(
         m for m in present if m not in PREFERRED_ORDER
@@ -193,17 +132,15 @@ def timing_table(timings: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def markdown_report(
-    results: pd.DataFrame,
-    title: str = "recourse-bench",
-    timings: list[dict[str, Any]] | None = None,
-) -> str:
-    """The Markdown report of a run named ``title``: the invalidation table with a legend.
+def markdown_report(data: pd.DataFrame | ReportData) -> str:
+    """The Markdown report: the invalidation table with a legend, and the time table.
 
-    With ``timings`` (the run metadata's ``recourse_timings``), a second table gives each
-    method's fit and generation time.
+    The time table (each method's fit and generation time) comes from the run metadata's
+    ``recourse_timings`` held by the report data.
     """
-    table = invalidation_table(results)
+    data = as_report_data(data)
+    title, timings = data.title, data.timings
+    table = invalidation_table(data)
     legend = (
         "Mean over seeds with a 95 % bootstrap interval; update metrics (invalidation-rate) are "
         "first averaged over the updated models of each seed. invalidation-rate: share of "
@@ -220,7 +157,7 @@ def markdown_report(
     return text
 
 
-def terminal_summary(results: pd.DataFrame, title: str = "recourse-bench") -> str:
+def terminal_summary(data: pd.DataFrame | ReportData) -> str:
     """A few lines for the terminal: per method, each headline metric averaged over all cells.
 
     A cell's value is its mean over seeds (update metrics first averaged over the updated
@@ -228,7 +165,8 @@ def terminal_summary(results: pd.DataFrame, title: str = "recourse-bench") -> st
     so it reads "how does this method do across the study". ``not ok`` counts the method's rows
     that were skipped, failed or timed out. The full tables stay in ``report.md``.
     """
-    summary = summarise(results)
+    data = as_report_data(data)
+    results, summary, title = data.results, data.summary, data.title
     shown = [m for m in SUMMARY_METRICS if m in set(summary["metric"])]
     per_method = summary[summary["metric"].isin(shown)].pivot_table(
         index="method_label", columns="metric", values="mean", aggfunc="mean", sort=False

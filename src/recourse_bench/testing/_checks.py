@@ -24,14 +24,12 @@ from ..api import (
     check_recourse_output,
 )
 from ._common import (
+    COMPONENT_CHECKS,
     CheckFailed,
     SkipCheck,
-    constraints_cover_params,
     describe_exception,
     fail,
-    init_stores_params,
     model_state,
-    params_round_trip,
     rng_changes,
     state_changes,
 )
@@ -118,21 +116,8 @@ def _difference(a: np.ndarray, b: np.ndarray) -> str:
 
 
 # -------------------------------------------------------------------------- construction
-@_check(needs_model=False)
-def check_init_stores_params(method: RecourseMethod, problem: ToyProblem) -> None:
-    """``__init__`` only stores its keyword parameters (see :func:`init_stores_params`)."""
-    init_stores_params(method)
-
-
-@_check(needs_model=False)
-def check_parameter_constraints(method: RecourseMethod, problem: ToyProblem) -> None:
-    """Every parameter has declared constraints, which admit its default.
-
-    ``parameter_constraints`` names exactly the keys of ``get_params()``, so the harness can
-    refuse a bad value in one line before any work (and ``recourse-bench list`` can show the
-    allowed values).
-    """
-    constraints_cover_params(method)
+for _component_check in COMPONENT_CHECKS:  # __init__, parameter constraints, get_params/clone
+    _check(needs_model=False)(_component_check)
 
 
 @_check()
@@ -167,12 +152,6 @@ def check_stochastic_tag(method: RecourseMethod, problem: ToyProblem) -> None:
             f"random_state 0 and 1 give different recourses ({_difference(first, second)})",
             "declare `tags = MethodTags(stochastic=True)` (or stop drawing random numbers)",
         )
-
-
-@_check(needs_model=False)
-def check_params_round_trip(method: RecourseMethod, problem: ToyProblem) -> None:
-    """``get_params``, ``set_params`` and ``clone`` agree (see :func:`params_round_trip`)."""
-    params_round_trip(method)
 
 
 @_check(needs_model=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -241,9 +241,41 @@ def rng_changes(run: Callable[[], Any]) -> list[str]:
         torch.set_rng_state(found["torch"])
 
 
-def checks_registry() -> tuple[dict[str, Callable[..., None]], Callable[..., Any]]:
-    """A kit's ``CHECKS`` dict and the decorator that adds a function under its own name."""
-    checks: dict[str, Callable[..., None]] = {}
+def check_init_stores_params(component: Component, problem: Any) -> None:
+    """``__init__`` only stores its keyword parameters (as for every plugin)."""
+    init_stores_params(component)
+
+
+def check_parameter_constraints(component: Component, problem: Any) -> None:
+    """Every parameter has declared constraints, which admit its default."""
+    constraints_cover_params(component)
+
+
+def check_params_round_trip(component: Component, problem: Any) -> None:
+    """``get_params``, ``set_params`` and ``clone`` agree."""
+    params_round_trip(component)
+
+
+COMPONENT_CHECKS = (check_init_stores_params, check_parameter_constraints, check_params_round_trip)
+"""The checks every kit of a class plugin starts with."""
+
+
+def run_without_global_rng(run: Callable[[], Any], what: str, fix: str) -> None:
+    """Run ``run()``; fail when it changed a global random state (``what`` did it)."""
+    changed = rng_changes(run)
+    if changed:
+        raise fail(
+            f"{what} to leave every global random state unchanged",
+            f"it changed {'; '.join(changed)}",
+            fix,
+        )
+
+
+def checks_registry(
+    first: Iterable[Callable[..., None]] = (),
+) -> tuple[dict[str, Callable[..., None]], Callable[..., Any]]:
+    """A kit's ``CHECKS`` dict (starting with ``first``) and the decorator that adds to it."""
+    checks: dict[str, Callable[..., None]] = {func.__name__: func for func in first}
 
     def add(func: Callable[..., None]) -> Callable[..., None]:
         checks[func.__name__] = func

@@ -17,17 +17,15 @@ import numpy as np
 
 from ..api import DataError, Dataset, Splits
 from ._common import (
+    COMPONENT_CHECKS,
     SkipCheck,
     checks_registry,
-    constraints_cover_params,
     describe_exception,
     fail,
-    init_stores_params,
-    params_round_trip,
-    rng_changes,
+    run_without_global_rng,
 )
 
-CHECKS, _check = checks_registry()
+CHECKS, _check = checks_registry(COMPONENT_CHECKS)
 
 TOLERANCE = 1e-6
 
@@ -42,24 +40,6 @@ def _load(dataset: Dataset, seed: int = 0) -> Splits:
             "build the splits with Splits(X_train, y_train, X_test, y_test, schema, name=...)",
         )
     return splits
-
-
-@_check
-def check_init_stores_params(dataset: Dataset, problem: Any) -> None:
-    """``__init__`` only stores its keyword parameters (as for every plugin)."""
-    init_stores_params(dataset)
-
-
-@_check
-def check_parameter_constraints(dataset: Dataset, problem: Any) -> None:
-    """Every parameter has declared constraints, which admit its default."""
-    constraints_cover_params(dataset)
-
-
-@_check
-def check_params_round_trip(dataset: Dataset, problem: Any) -> None:
-    """``get_params``, ``set_params`` and ``clone`` agree."""
-    params_round_trip(dataset)
 
 
 @_check
@@ -140,13 +120,11 @@ def check_scaled_on_the_training_split(dataset: Dataset, problem: Any) -> None:
 def check_deterministic_for_a_seed(dataset: Dataset, problem: Any) -> None:
     """``load(seed)`` twice gives equal splits, and leaves the global random states alone."""
     first: list[Splits] = []
-    changed = rng_changes(lambda: first.append(_load(dataset)))
-    if changed:
-        raise fail(
-            "load to leave every global random state unchanged",
-            f"it changed {'; '.join(changed)}",
-            "draw from np.random.default_rng(seed) (recourse_bench.seeding.numpy_rng)",
-        )
+    run_without_global_rng(
+        lambda: first.append(_load(dataset)),
+        "load",
+        "draw from np.random.default_rng(seed) (recourse_bench.seeding.numpy_rng)",
+    )
     again = _load(dataset)
     for part in ("X_train", "y_train", "X_test", "y_test"):
         if not np.array_equal(getattr(first[0], part), getattr(again, part)):
