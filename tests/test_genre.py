@@ -85,17 +85,13 @@ def test_pairs_split_sources_and_targets_and_respect_gamma():
     X = rng.uniform(size=(400, 3)).astype(np.float32)
     scores = X[:, 0]
     gold = (rng.uniform(size=400) < 0.8).astype(int)
-    train, val = split_pairs(
-        X,
-        scores,
-        gold,
-        np.zeros(3, dtype=bool),
-        gamma=0.7,
-        lam=5.0,
-        top_k=50,
-        val_fraction=0.1,
-        rng=np.random.default_rng(0),
-    )
+
+    def pairs(**options):
+        return split_pairs(X, scores, gold, np.zeros(3, dtype=bool), gamma=0.7, lam=5.0,
+                           top_k=50, val_fraction=0.1, rng=np.random.default_rng(0),
+                           **options)  # fmt: skip
+
+    train, val = pairs()
     n_src, n_tgt = int((scores <= 0.7).sum()), int(((scores > 0.7) & (gold == 1)).sum())
     assert train.n_sources + val.n_sources == n_src
     assert len(train.targets) + len(val.targets) == n_tgt
@@ -103,20 +99,12 @@ def test_pairs_split_sources_and_targets_and_respect_gamma():
     both = np.concatenate([train.targets, val.targets])
     assert len(np.unique(both, axis=0)) == n_tgt  # the two target pools are disjoint
     assert val.n_sources == int(np.floor(0.1 * n_src))
-    train, val = split_pairs(
-        X,
-        scores,
-        gold,
-        np.zeros(3, dtype=bool),
-        gamma=0.7,
-        lam=5.0,
-        top_k=50,
-        val_fraction=0.1,
-        rng=np.random.default_rng(0),
-        val_targets="train",
-    )
+    train, val = pairs(val_targets="train")
     assert len(train.targets) == n_tgt
     np.testing.assert_array_equal(val.targets, train.targets)
+    # targets: model takes every point scored above gamma, whatever its label
+    train, _ = pairs(val_targets="train", gold_targets=False)
+    assert len(train.targets) == int((scores > 0.7).sum()) > n_tgt
 
 
 # ------------------------------------------------------------------------------------ loss
@@ -335,6 +323,57 @@ def test_same_seed_same_samples_and_pickle_round_trip(german):
         assert not np.array_equal(first, method.generate(factuals), equal_nan=True)
     finally:
         method.set_params(random_state=0)
+
+
+def test_select_cheapest_returns_the_cheapest_accepted_candidate(german):
+    """The two selection rules pick from the same candidates; brute force over them."""
+    splits, model, factuals, method = german
+    k = method.n_candidates
+    candidates = sample_candidates(
+        method.network_,
+        method.layout_,
+        splits.schema,
+        factuals,
+        n_candidates=k,
+        tau=float(method.tau),
+        noise=0.0,
+        generator=torch.Generator().manual_seed(method._seed("sample")),
+        device=torch.device("cpu"),
+    )
+    flat = splits.schema.snap(candidates.reshape(-1, splits.schema.n_features),
+                              np.repeat(factuals, k, axis=0)).reshape(candidates.shape)  # fmt: skip
+    by_score = method.generate(factuals)
+    method.set_params(select="cheapest")
+    try:
+        chosen = method.generate(factuals)
+    finally:
+        method.set_params(select="score")
+    for i, x in enumerate(factuals):
+        accepted = [c for c in flat[i] if model.predict(c[None])[0] == 1]
+        if not accepted:
+            assert np.isnan(chosen[i]).all()
+            continue
+        costs = [np.abs(c - x).sum() for c in accepted]
+        assert np.abs(chosen[i] - x).sum() == pytest.approx(min(costs))
+        assert np.abs(chosen[i] - x).sum() <= np.abs(by_score[i] - x).sum() + 1e-9
+    found = ~np.isnan(chosen).any(axis=1)
+    assert found.sum() == (~np.isnan(by_score).any(axis=1)).sum()
+
+
+def test_genre_in_ordinal_space_keeps_levels_on_their_grid():
+    """encoding: ordinal (the authors' space): a level code is a binned unit, rounded."""
+    splits = registry.get("dataset", "german")(encoding="ordinal").load(0)
+    model = registry.get("model", "mlp")().fit(splits.X_train, splits.y_train, seed=0)
+    factuals = splits.X_test[model.predict(splits.X_test) == 0][:30].astype(float)
+    method = registry.get("method", "genre")(random_state=0, **TINY).fit(model, splits)
+    assert method.layout_.n_units == splits.schema.n_features  # one token per feature
+    recourses = method.generate(factuals)
+    found = assert_recourse_contract(splits.schema, model, factuals, recourses)
+    assert found.sum() >= 10
+    ordinal = np.array([k == "ordinal" for k in splits.schema.kinds])
+    steps = np.asarray(splits.schema.steps)[ordinal]
+    codes = recourses[found][:, ordinal] / steps
+    np.testing.assert_allclose(codes, np.round(codes), atol=1e-6)
 
 
 def test_fit_and_generate_leave_the_global_random_state_alone():

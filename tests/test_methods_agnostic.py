@@ -90,17 +90,16 @@ def test_growing_spheres_changes_categorical_levels(german, german_models):
 
 
 # ---------------------------------------------------------------------- nearest-neighbour oracle
-def brute_force_nearest(model, X_train, factuals, schema, cost):
-    """A plain double loop: the first closest accepted, admissible training row (or NaN)."""
+def brute_force_nearest(pool, X_train, factuals, schema, cost):
+    """A plain double loop: the first closest admissible training row of ``pool`` (or NaN)."""
     lo, hi = schema.bounds_for(factuals)
-    accepted = model.predict_proba(X_train)[:, 1] >= 0.5
     immutable = ~schema.mutable_mask
     out = np.full_like(factuals, np.nan)
     for i, x in enumerate(factuals):
         distances = []
         for j, c in enumerate(X_train):
             admissible = (
-                accepted[j]
+                pool[j]
                 and np.array_equal(c[immutable], x[immutable])
                 and bool(np.all((c >= lo[i]) & (c <= hi[i])))
             )
@@ -122,12 +121,29 @@ def test_nearest_neighbour_matches_brute_force(german, german_models, cost):
     factuals = rejected(model, german.X_test, 20)
     method = registry.get("method", "nearest-neighbour")(cost=cost).fit(model, tiny)
     recourses = method.generate(factuals)
-    expected = brute_force_nearest(model, tiny.X_train, factuals, german.schema, cost)
+    accepted = model.predict_proba(tiny.X_train)[:, 1] >= 0.5
+    expected = brute_force_nearest(accepted, tiny.X_train, factuals, german.schema, cost)
     np.testing.assert_array_equal(recourses, expected)
     # the constraints bind: some factuals' unconstrained nearest accepted row is not admissible
     pool = tiny.X_train[model.predict_proba(tiny.X_train)[:, 1] >= 0.5]
     unconstrained = pool[np.abs(factuals[:, None, :] - pool[None]).sum(axis=2).argmin(axis=1)]
     assert (recourses != unconstrained).any(axis=1).sum() >= 5
+
+
+def test_nnr_is_the_nearest_gold_positive_training_point(german, german_models):
+    """pool: gold (the GenRe paper's NNR) looks at the training labels, not at the model."""
+    model = german_models["logreg"]
+    tiny = dataclasses.replace(german, X_train=german.X_train[:200], y_train=german.y_train[:200])
+    factuals = rejected(model, german.X_test, 20)
+    method = registry.get("method", "nearest-neighbour")(pool="gold").fit(model, tiny)
+    recourses = method.generate(factuals)
+    positive = tiny.y_train == 1
+    expected = brute_force_nearest(positive, tiny.X_train, factuals, german.schema, "l1")
+    np.testing.assert_array_equal(recourses, expected)
+    # the pools differ (the logistic model disagrees with 44 of the 200 labels), and so do the
+    # recourses of most factuals
+    by_model = registry.get("method", "nearest-neighbour")().fit(model, tiny).generate(factuals)
+    assert (np.nan_to_num(recourses) != np.nan_to_num(by_model)).any(axis=1).sum() >= 10
 
 
 def test_nearest_neighbour_without_admissible_candidates_returns_nan(german, german_models):
@@ -291,6 +307,7 @@ def test_generate_before_fit_raises_not_fitted(method):
         ("growing-spheres", {"sparse": "yes"}, "sparse must be one of True, False"),
         ("growing-spheres", {"random_state": 1.5}, "random_state must be an integer"),
         ("nearest-neighbour", {"cost": "cosine"}, "cost must be one of l1, l2"),
+        ("nearest-neighbour", {"pool": "model"}, "pool must be one of accepted, gold"),
         ("nearest-neighbour", {"random_state": "0"}, "random_state must be an integer"),
     ],
 )

@@ -169,6 +169,22 @@ def test_plausibility_lof_is_nan_without_recourse(oracle_context):
     assert np.isnan(result.value) and result.n == 0
 
 
+def test_genre_score_is_gold_validity_plus_lof_minus_cost_per_column(oracle_context):
+    """The GenRe paper's score, from the naive oracle validity, naive LOF and a direct cost."""
+    splits = oracle_context.splits
+    factuals, recourses = oracle_context.factuals, oracle_context.recourses
+    found = oracle_context.found
+    validity = naive_oracle_validity(factuals, recourses, splits.oracle)
+    reference = splits.X_train[splits.oracle.predict(splits.X_train) == 1]
+    lof = naive_lof_inliers(reference, recourses[found]).mean()
+    cost = np.abs(recourses[found] - factuals[found]).sum(axis=1).mean()
+    result = metric("genre-score")(oracle_context)
+    assert result.value == pytest.approx(validity + lof - cost / 2)
+    assert result.n == 5
+    nothing = EvalContext(**{**vars(oracle_context), "recourses": np.full_like(recourses, np.nan)})
+    assert np.isnan(metric("genre-score")(nothing).value)
+
+
 def test_plausibility_lof_subsamples_a_large_reference_deterministically(monkeypatch, context):
     from recourse_bench.metrics import oracle
 

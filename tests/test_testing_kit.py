@@ -77,8 +77,8 @@ LEAKY_FAILS = {
 
 
 class InitSetsState(NearestNeighbour):
-    def __init__(self, cost: str = "l1", random_state: int | None = None):
-        super().__init__(cost=cost, random_state=random_state)
+    def __init__(self, pool: str = "accepted", cost: str = "l1", random_state: int | None = None):
+        super().__init__(pool=pool, cost=cost, random_state=random_state)
         self.candidates_ = None
 
 

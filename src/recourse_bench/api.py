@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-FeatureKind = Literal["continuous", "integer", "binary", "categorical"]
+FeatureKind = Literal["continuous", "integer", "binary", "categorical", "ordinal"]
 
 #: The constraints a recourse must keep, in the order a broken one is reported.
 CONSTRAINTS = ("immutable", "direction", "bound", "one-hot", "integer")
@@ -87,7 +87,8 @@ class Schema:
     features : tuple of str
         Model-space column names (one-hot columns are named ``feature=value``).
     kinds : tuple of str
-        Per column: ``continuous``, ``integer``, ``binary`` or ``categorical`` (one-hot member).
+        Per column: ``continuous``, ``integer``, ``binary``, ``categorical`` (one-hot member) or
+        ``ordinal`` (a categorical feature as one level code in [0, 1], on a grid of ``steps``).
     immutable : tuple of bool
         Per column: True if a recourse must leave it unchanged (e.g. sex, foreign worker).
     direction : tuple of int
@@ -95,7 +96,8 @@ class Schema:
     lower, upper : tuple of float
         Per column bounds in model space.
     steps : tuple of float
-        Per column grid step in model space for integer features (one raw unit); 0 otherwise.
+        Per column grid step in model space: one raw unit for integer features, one level for
+        ordinal ones; 0 otherwise.
     groups : tuple of tuple of int
         Column indices of each one-hot group: exactly one member of a group is 1.
     favourable_class : int
@@ -161,8 +163,8 @@ class Schema:
     def snap(self, X_cf: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Make candidate recourses feasible for factuals ``X``.
 
-        Clips to :meth:`bounds_for`, rounds integer columns to their grid and each one-hot group
-        to its largest member. Rows of NaN stay NaN.
+        Clips to :meth:`bounds_for`, rounds integer and ordinal columns to their grid and each
+        one-hot group to its largest member. Rows of NaN stay NaN.
         """
         X_cf = np.array(X_cf, dtype=float, copy=True)
         lo, hi = self.bounds_for(X)
@@ -194,8 +196,8 @@ class Schema:
         may only increase (decrease) went down (up); ``bound``: a column lies outside its
         ``[lower, upper]``; ``one-hot``: a member of a one-hot group that is not 0 or 1, or a group
         whose members do not sum to 1 (every member of such a group is marked); ``integer``: an
-        integer column off its grid of ``steps``. Every comparison allows ``atol`` in model
-        space; a bound or grid is held only against a column the recourse changed (a factual's
+        integer or ordinal column off its grid of ``steps``. Every comparison allows ``atol`` in
+        model space; a bound or grid is held only against a column the recourse changed (a factual's
         own value is not the method's doing). Rows of NaN (no recourse) break nothing.
         """
         X_cf = np.asarray(X_cf, dtype=float)
@@ -459,7 +461,7 @@ class Options:
 class ListOf:
     """A list (or tuple) of values that each lie in ``item``; ``non_empty`` refuses ``[]``."""
 
-    item: Interval
+    item: Interval | Text
     non_empty: bool = False
 
     def admits(self, value: Any) -> bool:
@@ -475,17 +477,21 @@ class ListOf:
 
 @dataclass(frozen=True)
 class Text:
-    """Any string, described by what it names: ``Text("a model-space feature name")``."""
+    """Any string, described by what it names: ``Text("a model-space feature name")``.
+
+    ``plural`` names several of them, for a :class:`ListOf` texts.
+    """
 
     what: str = "a string"
+    plural: str = "strings"
 
     def admits(self, value: Any) -> bool:
         """Whether ``value`` is a string."""
         return isinstance(value, str)
 
-    def describe(self) -> str:
-        """What the string names."""
-        return self.what
+    def describe(self, plural: bool = False) -> str:
+        """What the string names (or, with ``plural``, what several of them name)."""
+        return self.plural if plural else self.what
 
 
 Constraint = Interval | Options | ListOf | Text

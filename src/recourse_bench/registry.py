@@ -473,12 +473,15 @@ def _module_version(module: types.ModuleType) -> str:
 def _modules_used(module: types.ModuleType) -> dict[str, types.ModuleType]:
     """``module`` and the recourse-bench (or plugin) modules it reaches through its globals.
 
-    The walk does not enter :data:`INFRASTRUCTURE` modules.
+    A metric object found in the globals counts as the module of its function (its class,
+    :class:`~recourse_bench.api.Metric`, is infrastructure). The walk does not enter
+    :data:`INFRASTRUCTURE` modules.
     """
     found = {module.__name__: module}
     pending = [module]
     while pending:
         for value in vars(pending.pop()).values():
+            value = _definition(value)
             used = value if isinstance(value, types.ModuleType) else inspect.getmodule(value)
             if used is None or used.__name__ in found:
                 continue

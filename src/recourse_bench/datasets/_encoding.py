@@ -1,8 +1,11 @@
 """Encoding of raw tables into model space, shared by every dataset loader.
 
 Model space: numeric columns min-max scaled to [0, 1] with statistics of the training split only
-(test and future rows are clipped into that range), binary columns 0/1, categorical columns one-hot;
-float32 arrays.
+(test and future rows are clipped into that range), binary columns 0/1, and categorical columns
+either one-hot (``encoding="onehot"``, the default: a one-hot group per feature) or as one scaled
+level code (``encoding="ordinal"``, the encoding of the GenRe authors and of CARLA's data: the
+``j``-th of ``k`` levels is ``j / (k - 1)``, a feature of kind ``ordinal`` on a grid of step
+``1 / (k - 1)``); float32 arrays.
 """
 
 from __future__ import annotations
@@ -42,11 +45,30 @@ class Column:
     categories: tuple = ()
 
 
-class TabularEncoder:
-    """Fits scaling statistics on a training frame and maps frames to model space and back."""
+ENCODINGS = ("onehot", "ordinal")
+"""How a categorical feature with more than two levels enters model space."""
 
-    def __init__(self, columns: list[Column]):
+
+class TabularEncoder:
+    """Fits scaling statistics on a training frame and maps frames to model space and back.
+
+    ``encoding`` (:data:`ENCODINGS`) sets how a categorical column is encoded: a one-hot group,
+    or one level code in [0, 1].
+    """
+
+    def __init__(self, columns: list[Column], encoding: str = "onehot"):
+        if encoding not in ENCODINGS:
+            raise DataError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
         self.columns = list(columns)
+        self.encoding = encoding
+
+    def _coded(self, col: Column) -> bool:
+        """Whether a categorical column is one level code (ordinal encoding)."""
+        return col.kind == "categorical" and self.encoding == "ordinal"
+
+    def width(self, col: Column) -> int:
+        """Model-space columns of a raw column."""
+        return len(col.categories) if col.kind == "categorical" and not self._coded(col) else 1
 
     def fit(self, frame: pd.DataFrame) -> TabularEncoder:
         """Learn min/max of numeric columns from ``frame`` (the training split)."""
@@ -82,6 +104,8 @@ class TabularEncoder:
             codes = pd.Categorical(raw, categories=list(col.categories)).codes
             if col.kind == "binary":
                 blocks.append(codes.astype(float)[:, None])
+            elif self._coded(col):
+                blocks.append((codes / max(len(col.categories) - 1, 1)).astype(float)[:, None])
             else:
                 blocks.append(np.eye(len(col.categories))[codes])
         return np.hstack(blocks).astype(np.float32)
@@ -92,15 +116,16 @@ class TabularEncoder:
         out: dict[str, object] = {}
         start = 0
         for col in self.columns:
-            width = len(col.categories) if col.kind == "categorical" else 1
+            width = self.width(col)
             block = X[:, start : start + width]
             start += width
             if col.kind in ("continuous", "integer"):
                 values = self.min_[col.name] + block[:, 0] * self.span(col.name)
                 out[col.name] = np.round(values) if col.kind == "integer" else values
-            elif col.kind == "binary":
+            elif col.kind == "binary" or self._coded(col):
+                levels = max(len(col.categories) - 1, 1)
                 out[col.name] = np.asarray(col.categories, dtype=object)[
-                    np.round(block[:, 0]).astype(int)
+                    np.round(block[:, 0] * levels).astype(int)
                 ]
             else:
                 out[col.name] = np.asarray(col.categories, dtype=object)[block.argmax(axis=1)]
@@ -110,6 +135,13 @@ class TabularEncoder:
         """The model-space :class:`Schema` of this encoding."""
         names, kinds, immutable, direction, steps, groups = [], [], [], [], [], []
         for col in self.columns:
+            if self._coded(col):
+                names.append(col.name)
+                kinds.append("ordinal")
+                immutable.append(col.immutable)
+                direction.append(col.direction)
+                steps.append(1.0 / max(len(col.categories) - 1, 1))
+                continue
             if col.kind == "categorical":
                 first = len(names)
                 groups.append(tuple(range(first, first + len(col.categories))))
@@ -149,10 +181,12 @@ def encode_splits(
     test_size: float,
     name: str,
     future: tuple[pd.DataFrame, np.ndarray] | None = None,
+    encoding: str = "onehot",
 ) -> Splits:
     """Stratified train/test split with ``seed``, then encode with training statistics.
 
-    A ``future`` frame (a natural shift) is encoded with the same training statistics.
+    A ``future`` frame (a natural shift) is encoded with the same training statistics;
+    ``encoding`` (:data:`ENCODINGS`) sets how categorical columns are encoded.
     """
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must be in (0, 1), got {test_size}")
@@ -160,7 +194,7 @@ def encode_splits(
     train, test, y_train, y_test = train_test_split(
         frame, target, test_size=test_size, random_state=seed, stratify=target
     )
-    encoder = TabularEncoder(columns).fit(train)
+    encoder = TabularEncoder(columns, encoding).fit(train)
     encoded_future = None
     if future is not None:
         encoded_future = (encoder.transform(future[0]), np.asarray(future[1], dtype=int))

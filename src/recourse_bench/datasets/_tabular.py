@@ -9,10 +9,10 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..api import Dataset, Interval, Options, Splits
+from ..api import ConfigError, Dataset, Interval, ListOf, Options, Splits, Text
 from ..seeding import derive_seed, numpy_rng
 from . import _files
-from ._encoding import Column, TabularEncoder, encode_splits
+from ._encoding import ENCODINGS, Column, TabularEncoder, encode_splits
 from ._gold import fit_gold_labeller, gold_labels
 
 Frame = tuple[pd.DataFrame, np.ndarray]
@@ -63,6 +63,20 @@ class TabularDataset(Dataset):
         the labeller becomes ``Splits.oracle``, the ground truth of ``oracle-validity``. The
         features, the split and the schema are those of ``observed``; the future split of a
         natural shift keeps its observed labels (see :meth:`load`).
+    encoding : {"onehot", "ordinal"}, default "onehot"
+        How a categorical feature of more than two levels enters model space: ``onehot`` as a
+        one-hot group, ``ordinal`` as one level code in [0, 1] (the ``j``-th of ``k`` levels is
+        ``j / (k - 1)``), the space in which the GenRe authors (and CARLA's data) ran every method
+        and measured cost and plausibility. Ordinal columns have kind ``ordinal``: a recourse
+        must keep them on their grid of levels.
+    immutable : list of str or None, default None
+        The raw features a recourse must not change. None keeps the dataset's own choice (see
+        its docstring); a list replaces it, e.g. ``[race, sex]`` on Adult and COMPAS or ``[]``
+        on HELOC, the GenRe authors' choices. A name that is not a feature is an error naming
+        the features.
+    directions : bool, default True
+        Keep the dataset's one-way features (e.g. age may only increase). ``False`` lets every
+        mutable feature move both ways, as in the GenRe authors' protocol.
     """
 
     info: ClassVar[DatasetInfo]
@@ -73,11 +87,24 @@ class TabularDataset(Dataset):
     parameter_constraints = {
         "test_size": (Interval("float", low=0, high=1, open_low=True, open_high=True),),
         "labels": (Options(LABELS),),
+        "encoding": (Options(ENCODINGS),),
+        "immutable": (ListOf(Text("a raw feature name", "raw feature names")), None),
+        "directions": (Options((True, False)),),
     }
 
-    def __init__(self, test_size: float = 0.3, labels: str = "observed"):
+    def __init__(
+        self,
+        test_size: float = 0.3,
+        labels: str = "observed",
+        encoding: str = "onehot",
+        immutable: list[str] | None = None,
+        directions: bool = True,
+    ):
         self.test_size = test_size
         self.labels = labels
+        self.encoding = encoding
+        self.immutable = immutable
+        self.directions = directions
 
     def columns(self) -> list[Column]:
         """The encoding of every feature column of :meth:`read_frame`."""
@@ -86,6 +113,28 @@ class TabularDataset(Dataset):
     def read_frame(self) -> Frame:
         """The cleaned features (raw units) and the 0/1 target (1 favourable)."""
         raise NotImplementedError
+
+    def validate_params(self) -> None:
+        """The declared constraints, and the names in ``immutable`` against the features."""
+        super().validate_params()
+        self.actionable_columns()
+
+    def actionable_columns(self) -> list[Column]:
+        """:meth:`columns` with the ``immutable`` and ``directions`` parameters applied."""
+        columns = self.columns()
+        names = [c.name for c in columns]
+        if self.immutable is not None:
+            unknown = [n for n in self.immutable if n not in names]
+            if unknown:
+                what = "is not a feature" if len(unknown) == 1 else "are not features"
+                raise ConfigError(
+                    f"{self.name}: immutable lists {', '.join(map(repr, unknown))}, which {what}; "
+                    f"the features are {', '.join(names)}"
+                )
+            columns = [replace(c, immutable=c.name in self.immutable) for c in columns]
+        if not self.directions:
+            columns = [replace(c, direction=0) for c in columns]
+        return columns
 
     def read_future(self) -> Frame | None:
         """The natural-shift split in the same raw columns, or None."""
@@ -128,7 +177,10 @@ class TabularDataset(Dataset):
         base = self.frame("base")
         assert base is not None
         features, target = base
-        splits = encode_splits(features, target, self.columns(), seed, self.test_size, self.name)
+        columns = self.actionable_columns()
+        splits = encode_splits(
+            features, target, columns, seed, self.test_size, self.name, encoding=self.encoding
+        )
         if self.labels == "gold":
             splits = self.gold_splits(splits, seed)
         if not self.has_future():

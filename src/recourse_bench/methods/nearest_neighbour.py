@@ -6,8 +6,10 @@ actionable counterfactual explanations", AIES) refines the idea with density-wei
 
 Algorithm (batched over chunks of factuals, one tensor computation per chunk):
 
-1. ``fit``: keep the training points ``C`` that the model accepts (probability of the favourable
-   class >= 0.5) and that lie inside the schema's global bounds;
+1. ``fit``: keep the training points ``C`` of the pool that lie inside the schema's global bounds:
+   with ``pool="accepted"`` those the model accepts (probability of the favourable class >= 0.5),
+   with ``pool="gold"`` those whose training label is 1 (with ``labels: gold``, the label drawn
+   from the gold labeller): the GenRe authors' "NNR" baseline, which does not look at the model;
 2. ``generate``: for every factual x and candidate c, c is admissible if it equals x on every
    immutable feature and lies in x's per-row box (``schema.bounds_for``: bounds and directions,
    e.g. age may only increase); the recourse is the admissible candidate with the smallest cost
@@ -17,8 +19,13 @@ Algorithm (batched over chunks of factuals, one tensor computation per chunk):
    immutable feature (or many immutables on little data, as in Student) leaves few or no
    admissible candidates: coverage then drops, which the results show rather than hide.
 
-Hyperparameters and defaults: ``cost="l1"``, ``random_state=None`` (unused: the method is
-deterministic; accepted so that every method has the parameter).
+Hyperparameters and defaults: ``pool="accepted"``, ``cost="l1"``, ``random_state=None`` (unused:
+the method is deterministic; accepted so that every method has the parameter).
+
+Difference from the GenRe authors' NNR (``recourse/nnr.py`` of their code): they take the nearest
+positive training point over all of them; here a candidate must also share the factual's immutable
+features and lie in its box, as for every method of this benchmark (a recourse that changes an
+immutable feature is not feasible, and the harness would count it as not found).
 
 Implementation notes: distances come from ``torch.cdist`` on a (chunk, n_candidates) matrix
 (never a (chunk, n_candidates, d) tensor), with chunks of factuals sized so that one float64
@@ -36,16 +43,20 @@ from ..api import Classifier, Interval, MethodTags, Options, RecourseMethod, Spl
 from ..registry import register
 from ._search import COSTS, accepts
 
+POOLS = ("accepted", "gold")
 TIE_TOLERANCE = 1e-9
 CHUNK_BYTES = 32 * 2**20  # one (chunk, n_candidates) float64 distance matrix at most
 
 
 @register("method", "nearest-neighbour")
 class NearestNeighbour(RecourseMethod):
-    """The closest training point the model accepts, among those the factual may reach.
+    """The closest training point of the pool (accepted, or labelled 1) the factual may reach.
 
     Parameters
     ----------
+    pool : {"accepted", "gold"}, default "accepted"
+        The candidates: training points the model accepts, or training points labelled 1 (with
+        ``labels: gold``, the gold-positive points: the GenRe paper's NNR).
     cost : {"l1", "l2"}, default "l1"
         Distance in model space that ranks the candidates.
     random_state : int or None, default None
@@ -54,11 +65,11 @@ class NearestNeighbour(RecourseMethod):
     Attributes
     ----------
     candidates_ : ndarray (m, d)
-        Training points the model accepts (in training order), set by :meth:`fit`.
+        Training points of the pool (in training order), set by :meth:`fit`.
 
     Notes
     -----
-    Rows without an admissible candidate (no accepted training point shares the factual's
+    Rows without an admissible candidate (no training point of the pool shares the factual's
     immutable features inside its box) are returned as NaN. The recourses are training points,
     so they are not snapped; they satisfy ``schema.violations`` by construction.
     """
@@ -66,21 +77,27 @@ class NearestNeighbour(RecourseMethod):
     tags = MethodTags(trains=True, batch_invariant=True)
 
     parameter_constraints = {
+        "pool": (Options(POOLS),),
         "cost": (Options(COSTS),),
         "random_state": (Interval("int"), None),
     }
 
-    def __init__(self, cost: str = "l1", random_state: int | None = None):
+    def __init__(self, pool: str = "accepted", cost: str = "l1", random_state: int | None = None):
+        self.pool = pool
         self.cost = cost
         self.random_state = random_state
 
     def fit(self, model: Classifier, splits: Splits) -> NearestNeighbour:
-        """Store the training points that ``model`` accepts."""
+        """Store the training points of the pool: accepted by ``model``, or labelled 1."""
         super().fit(model, splits)
         X = np.asarray(splits.X_train, dtype=float)
         schema = splits.schema
         inside = ((X >= schema.lower_array) & (X <= schema.upper_array)).all(axis=1)
-        self.candidates_ = X[accepts(model, X) & inside].copy()
+        if self.pool == "accepted":
+            member = accepts(model, X)
+        else:
+            member = np.asarray(splits.y_train) == 1
+        self.candidates_ = X[member & inside].copy()
         return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:

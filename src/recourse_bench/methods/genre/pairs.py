@@ -1,7 +1,8 @@
 """Pair synthesis for GenRe: which accepted training points a rejected one should move towards.
 
 Sources are the training points the deployed model ``h`` scores at most ``gamma``; targets the
-ones it scores above ``gamma`` whose gold label is 1. For a source ``x`` every target ``x+`` gets
+ones it scores above ``gamma`` whose gold label is 1 (all of them, with GenRe's ``targets:
+model``). For a source ``x`` every target ``x+`` gets
 the weight ``w(x, x+) = exp(-lam * ||x - x+||_1)`` if the two agree on every immutable feature,
 else 0; the ``top_k`` largest weights are kept and normalised to ``Q(x+ | x)``. Training draws
 one fresh ``x+ ~ Q(. | x)`` per source per epoch.
@@ -162,10 +163,12 @@ def split_pairs(
     val_fraction: float,
     rng: np.random.Generator,
     val_targets: str = "held-out",
+    gold_targets: bool = True,
 ) -> tuple[PairSet, PairSet]:
     """Training and validation pairs from the training data.
 
-    Sources (``scores <= gamma``) and targets (``scores > gamma`` and ``gold == 1``) are each
+    Sources (``scores <= gamma``) and targets (``scores > gamma`` and, with ``gold_targets``,
+    ``gold == 1``: the authors' rule) are each
     split at random into ``1 - val_fraction`` and ``val_fraction``; validation sources pair only
     with validation targets (``val_targets="held-out"``, the authors' protocol). With
     ``val_targets="train"`` the targets are not split: validation sources pair with the
@@ -181,11 +184,12 @@ def split_pairs(
     X = np.asarray(X, dtype=np.float32)
     gold = np.asarray(gold).astype(int)
     is_source = scores <= gamma
-    is_target = (scores > gamma) & (gold == 1)
+    is_target = (scores > gamma) & ((gold == 1) | (not gold_targets))
     if not is_source.any() or not is_target.any():
+        labelled = " with gold label 1" if gold_targets else ""
         raise NotApplicable(
             f"GenRe needs training points scored <= {gamma} (sources) and points scored > "
-            f"{gamma} with gold label 1 (targets); found {int(is_source.sum())} sources and "
+            f"{gamma}{labelled} (targets); found {int(is_source.sum())} sources and "
             f"{int(is_target.sum())} targets"
         )
 
