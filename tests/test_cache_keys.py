@@ -46,6 +46,7 @@ DEPENDENCIES = {
     "model:forest": TORCH_MODEL | {"models._sklearn", "models.forest"},
     "model:logreg": TORCH_MODEL | {"models.logreg"},
     "model:mlp": TORCH_MODEL | {"models.mlp"},
+    "model:svm": TORCH_MODEL | {"models.svm"},
     "method:genre": TORCH_MODEL
     | {f"methods.genre{part}" for part in ("", ".layout", ".model", ".pairs", ".sample", ".train")},
     "method:growing-spheres": SEARCH | {"methods.growing_spheres"},
@@ -54,6 +55,15 @@ DEPENDENCIES = {
     "method:roar": SEARCH | {"methods._surrogate", "methods.roar"},
     "method:trex": SEARCH | {"methods.trex", "methods.wachter"},  # uses wachter
     "method:wachter": SEARCH | {"methods.wachter"},
+    "method:ar": TORCH_MODEL | {"methods._surrogate", "methods.ar"},
+    "method:dice": SEARCH | {"methods.dice"},
+    "method:face": SEARCH | {"methods.face"},
+    "method:feature-tweak": SEARCH | {"methods.feature_tweak"},
+    **{
+        f"method:{name}": TORCH_MODEL
+        | {f"methods.vae.{part}" for part in ("base", "model", "shared", "train", name)}
+        for name in ("revise", "cchvae", "cruds")
+    },
     "shift:architecture": API | {"shifts.architecture"},
     "shift:bootstrap": RESAMPLING | {"shifts.bootstrap"},
     "shift:concept-drift": RESAMPLING | {"shifts.concept_drift", "shifts.covariate"},
@@ -72,6 +82,10 @@ DEPENDENCIES = {
     **{
         f"metric:{name}": METRIC | {"metrics.robustness"}
         for name in ("invalidation-rate", "validity-after-update", "worst-case-validity")
+    },
+    **{
+        f"metric:{name}": METRIC | {"metrics.distance"}
+        for name in ("sparsity", "distance-l2", "ynn", "diversity")
     },
     # genre-score calls cost-l1: a metric object in a module's globals counts as its function's
     # module (metrics.recourse), not as its class's (api, infrastructure)

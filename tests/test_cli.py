@@ -242,7 +242,7 @@ def test_list_describes_one_plugin(run_cli):
     code, out, _ = run_cli("list", "methods", "wachter")
     assert code == 0
     assert out.startswith("method wachter (recourse_bench.methods.wachter.Wachter)")
-    assert "needs: gradients (a differentiable model)" in out
+    assert "needs: gradients\nruns on: logreg, mlp, svm\n" in out
     assert "  cost = 'l1'    [one of l1, l2]" in out  # default and allowed values
     assert "  lam = 0.1    [a number > 0]" in out and "Initial weight of the validity loss" in out
     code, out, _ = run_cli("list", "datasets", "adult")  # parameters documented on a base class
@@ -251,6 +251,19 @@ def test_list_describes_one_plugin(run_cli):
     assert "stage: static; lower is better; bounds [0, 1]" in out
     code, _, err = run_cli("list", "methods", "wachtr")
     assert code == 2 and "did you mean 'wachter'" in err
+
+
+def test_list_methods_shows_needs_and_models(run_cli):
+    code, out, _ = run_cli("list", "methods")
+    assert code == 0
+    lines = out.splitlines()
+
+    def detail(name: str) -> str:
+        return lines[lines.index(next(line for line in lines if line.startswith(f"  {name} "))) + 1]
+
+    assert detail("wachter").split() == "needs: gradients; runs on: logreg, mlp, svm".split()
+    assert "needs: trees; runs on: forest" in detail("feature-tweak")
+    assert "needs: predictions only; runs on: boosting, forest, logreg, mlp, svm" in detail("face")
 
 
 def test_list_models_shows_which_shifts_apply(run_cli, tmp_path):

@@ -53,6 +53,9 @@ def test_misspelled_parameter_names_the_key_and_the_valid_ones(tiny_config, writ
             "in both params and grid",
         ),
         ({"shifts": [{"name": "retrain-seed", "params": {"n_models": 0}}]}, "n_models must be"),
+        ({"table": ["distance-l2"]}, "is not measured by this config; add it to metrics"),
+        ({"table": ["valdity"]}, "did you mean 'validity'"),
+        ({"table": []}, "table: expected a non-empty list"),
     ],
 )
 def test_bad_configs_raise_one_clear_message(tiny_config, change, message):
@@ -220,3 +223,22 @@ def test_the_effective_config_loads_back_to_itself():
 
     config = load_config(ROOT / "benchmarks" / "quick.yaml")
     assert load_config(config.to_dict()) == config
+
+
+def test_the_main_table_is_recorded_but_is_not_part_of_the_identity(tiny_config):
+    """``table:`` only shapes the report: a run folder of the same matrix accepts a new table."""
+    tiny_config["metrics"] = ["validity", "cost-l1"]
+    plain = load_config(tiny_config)
+    tabled = load_config({**tiny_config, "table": ["cost-l1", "validity"]})
+    assert tabled.table == ("cost-l1", "validity") and plain.table == ()
+    assert tabled.to_dict()["table"] == ["cost-l1", "validity"] and "table" not in plain.to_dict()
+    assert tabled.identity() == plain.identity()
+    assert load_config(tabled.to_dict()) == tabled
+
+
+@pytest.mark.parametrize("name", ["genre-table", "roar-table"])
+def test_the_paper_table_configs_name_their_main_table(name):
+    from .conftest import ROOT
+
+    config = load_config(ROOT / "benchmarks" / f"{name}.yaml")
+    assert config.table and set(config.table) <= set(config.metrics)

@@ -14,6 +14,7 @@ from recourse_bench import cli, registry
 from recourse_bench.api import DataError, RecourseBenchError
 from recourse_bench.datasets import _files, _tabular, german
 from recourse_bench.datasets._files import DataFile, sha256_of
+from recourse_bench.store import read_results
 
 from .conftest import SHARED_DATA, TINY, install_entry_point
 
@@ -393,7 +394,7 @@ def test_unsafe_archive_member_paths_are_refused_before_any_download(member, ser
 
 
 # ------------------------------------------------------------------------ no factual to explain
-def test_a_model_that_rejects_no_test_point_stops_the_run_with_one_line(
+def test_a_model_that_rejects_no_test_point_gives_skipped_rows_and_the_matrix_runs(
     tmp_path, run_cli, write_config
 ):
     config = dict(
@@ -401,12 +402,17 @@ def test_a_model_that_rejects_no_test_point_stops_the_run_with_one_line(
         seeds=1,
         n_factuals=5,
         datasets=["german"],  # 70 % favourable: a prior-only model accepts everybody
-        models=[{"name": "boosting", "params": {"max_iter": 1, "learning_rate": 1e-6}}],
+        models=["logreg", {"name": "boosting", "params": {"max_iter": 1, "learning_rate": 1e-6}}],
         methods=["nearest-neighbour"],
         shifts=[{"name": "retrain-seed", "params": {"n_models": 1}}],
     )
     code, _, err = run_cli("run", write_config(config), "--out", tmp_path / "run", "-q")
-    assert_one_line_error(code, err, "rejects no test point of german", "use another model")
+    assert code == 0, err
+    results = read_results(tmp_path / "run")
+    boosting = results[results["model"] == "boosting"]
+    assert (boosting["status"] == "skipped").all() and len(boosting)
+    assert boosting["reason"].str.contains("rejects no test point of german").all()
+    assert (results[results["model"] == "logreg"]["status"] == "ok").all()
 
 
 def test_each_damage_changes_the_file():

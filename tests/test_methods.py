@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recourse_bench import registry
-from recourse_bench.api import DataError, NotApplicable, RecourseMethod, Splits
+from recourse_bench.api import DataError, NotApplicable, RecourseMethod, Splits, model_has
 from recourse_bench.testing import toy_splits
 
 from .conftest import assert_recourse_contract, builtin_methods
@@ -20,6 +20,7 @@ N_FACTUALS = 30
 PROBLEMS = [
     ("toy", {}, "logreg"),
     ("toy", {}, "mlp"),
+    ("toy", {}, "svm"),
     ("german", {}, "logreg"),
     ("german", {}, "mlp"),
     ("german", {}, "forest"),
@@ -42,6 +43,12 @@ def method_with_defaults(name: str) -> RecourseMethod:
     return cls(random_state=0, **getattr(cls, "_test_params", {}))
 
 
+def usable_problem(problems: dict, name: str, model_name: str) -> tuple:
+    """German with ``model_name``, or with the forest for a method that needs trees."""
+    needs_trees = "trees" in registry.get("method", name).tags.needs
+    return problems["german", "forest" if needs_trees else model_name]
+
+
 @pytest.fixture(scope="module")
 def problems():
     """Splits, a trained model and rejected factuals per problem, built once."""
@@ -56,6 +63,7 @@ def problems():
 
 def test_every_method_of_the_specification_is_registered():
     expected = {"wachter", "growing-spheres", "nearest-neighbour", "roar", "probe", "trex", "genre"}
+    expected |= {"dice", "ar", "face", "revise", "cchvae", "cruds", "feature-tweak"}
     assert expected <= set(builtin_methods())
 
 
@@ -66,8 +74,11 @@ def test_recourses_keep_the_schema_and_are_accepted(problems, name, problem):
     splits, model, factuals = problems[dataset, model_name]
     method = method_with_defaults(name)
     reason = method.skip_reason(model)
-    if not getattr(model, "differentiable", False) and method.tags.requires_differentiable:
-        assert reason and "differentiable" in reason
+    # what `list methods` says (runs on) agrees with what the method does on a fitted model
+    assert method.tags.runs_on(registry.get("model", model_name)) == (reason is None), reason
+    lacking = [need for need in method.tags.needs if not model_has(model, need)]
+    if lacking:  # e.g. a gradient method on a forest, feature-tweak on an MLP
+        assert reason and name in reason, (lacking, reason)
         return
     if reason is not None:
         pytest.fail(f"{name} refused {model_name} without declaring why in its tags: {reason}")
@@ -82,7 +93,7 @@ def test_recourses_keep_the_schema_and_are_accepted(problems, name, problem):
 def test_a_fitted_method_pickles_and_generates_the_same(problems, name):
     import pickle
 
-    splits, model, factuals = problems["german", "mlp"]
+    splits, model, factuals = usable_problem(problems, name, "mlp")
     method = method_with_defaults(name).fit(model, splits)
     copy = pickle.loads(pickle.dumps(method))
     np.testing.assert_array_equal(method.generate(factuals[:5]), copy.generate(factuals[:5]))
@@ -92,7 +103,7 @@ def test_a_fitted_method_pickles_and_generates_the_same(problems, name):
 def test_generate_works_under_no_grad(problems, name):
     import torch
 
-    splits, model, factuals = problems["german", "mlp"]
+    splits, model, factuals = usable_problem(problems, name, "mlp")
     method = method_with_defaults(name).fit(model, splits)
     expected = method.generate(factuals[:5])
     with torch.no_grad():
@@ -109,7 +120,7 @@ def test_generate_works_under_no_grad(problems, name):
 )
 @pytest.mark.parametrize("name", builtin_methods())
 def test_unusable_factuals_get_one_clear_error(problems, name, bad, message):
-    splits, model, factuals = problems["german", "logreg"]
+    splits, model, factuals = usable_problem(problems, name, "logreg")
     method = method_with_defaults(name).fit(model, splits)
     with pytest.raises(DataError, match=message):
         method.generate(bad(factuals[:3]))
@@ -117,13 +128,14 @@ def test_unusable_factuals_get_one_clear_error(problems, name, bad, message):
 
 @pytest.mark.parametrize("name", builtin_methods())
 def test_fit_refuses_a_model_the_method_cannot_use(problems, name):
-    splits, model, _ = problems["german", "forest"]
-    method = method_with_defaults(name)
-    if method.skip_reason(model) is None:
-        method.fit(model, splits)
-    else:
-        with pytest.raises(NotApplicable, match="differentiable"):
+    for model_name in ("forest", "mlp"):
+        splits, model, _ = problems["german", model_name]
+        method = method_with_defaults(name)
+        if method.skip_reason(model) is None:
             method.fit(model, splits)
+        else:
+            with pytest.raises(NotApplicable, match=name):
+                method.fit(model, splits)
 
 
 @pytest.mark.parametrize(

@@ -109,3 +109,103 @@ def test_a_rerun_replaces_a_failed_cell_and_a_failed_rerun_hides_the_old_numbers
     assert (merged["status"] == "ok").all() and replaced == 1 and len(merged) == len(ok)
     merged, replaced = merge_results([ok, failed])  # a failed rerun
     assert list(merged["status"]) == ["error"] and replaced == len(ok)
+
+
+# ---------------------------------------------------------------------- the main (paper) table
+MAIN_METRICS = ["cost-l1", "validity", "invalidation-rate"]
+
+
+def test_main_table_puts_the_metrics_side_by_side_per_dataset_with_their_own_cells():
+    from recourse_bench.reports.latex import main_table, paper_table, to_latex
+
+    frame = make_results({("adult", "genre", "cost-l1"): 0.2, ("adult", "roar", "validity"): 0.9})
+    data = ReportData.build(frame, table=MAIN_METRICS)
+    table = main_table(data, MAIN_METRICS)
+    assert table.methods == paper_table(frame, "cost-l1").methods  # methods are the rows
+    assert sorted(table.methods) == ["genre", "roar", "wachter"]
+    assert table.columns == ("dataset", "metric")
+    assert table.keys == [(d, m) for d in ("adult", "german") for m in MAIN_METRICS]
+    for metric in MAIN_METRICS:
+        own = paper_table(frame, metric, columns=("dataset",))
+        for method in table.methods:
+            for dataset in ("german", "adult"):
+                mine, theirs = table.cell(method, dataset, metric), own.cell(method, dataset)
+                assert mine["text"] == theirs["text"] and mine["best"] == theirs["best"]
+    assert table.cell("genre", "adult", "cost-l1")["best"]  # lowest cost
+    assert table.cell("roar", "adult", "validity")["best"]  # highest validity
+    latex = to_latex(table, split=False)
+    assert latex.count(r"\begin{table*}") == 1  # one table across the page, not one per dataset
+    assert r"\multicolumn{3}{c}{german}" in latex and r"\multicolumn{3}{c}{adult}" in latex
+
+
+def test_main_table_merges_the_notes_of_its_metrics_and_fills_missing_cells():
+    from recourse_bench.reports.latex import main_table, to_markdown_table
+
+    frame = make_results({}, methods=("wachter", "roar"))
+    failed = [
+        row("adult", "mlp", "trex", s, None, float("nan"), status="error", reason="boom")
+        for s in range(3)
+    ]
+    frame = to_frame([*frame.to_dict("records"), *failed])
+    table = main_table(frame, MAIN_METRICS)
+    assert "trex" in table.methods
+    assert [text for _, text in table.notes] == [  # once each, though every metric has them
+        "error in 1 cell(s), 3 seed run(s) in all: boom",
+        "missing in 1 cell(s): no results",
+    ]
+    assert table.cell("trex", "adult", "cost-l1")["marker"] == "a"
+    assert table.cell("trex", "german", "validity")["text"] == "--"
+    assert table.cell("trex", "german", "validity")["marker"] == "b"
+    text = to_markdown_table(table)
+    assert "| method | adult / cost-l1 |" in text and "(a) error in 1 cell(s)" in text
+
+
+def test_main_table_without_results_for_its_metrics_is_a_clear_error():
+    from recourse_bench.reports.latex import main_table
+
+    with pytest.raises(ValueError, match="no results for any metric"):
+        main_table(make_results({}), ["oracle-validity"])
+
+
+def test_the_report_writes_the_main_table_only_when_the_config_names_one(tmp_path):
+    frame = make_results({})
+    index = write_report(ReportData.build(frame, table=MAIN_METRICS), tmp_path / "with")
+    text = index.read_text(encoding="utf-8")
+    assert text.startswith("# recourse-bench\n\n## Main table\n")
+    assert (tmp_path / "with" / "tables" / "main.tex").read_text().startswith(r"\begin{table*}")
+    assert (tmp_path / "with" / "tables" / "main.md").exists()
+    write_report(ReportData.build(frame), tmp_path / "without")
+    assert not (tmp_path / "without" / "tables" / "main.tex").exists()
+
+
+def test_a_main_table_over_several_models_prints_one_table_per_model(tmp_path):
+    from recourse_bench.reports.latex import main_table, split_table
+
+    frame = make_results({})
+    other = frame.assign(model="logreg", model_label="logreg")
+    both = to_frame([*frame.to_dict("records"), *other.to_dict("records")])
+    table = main_table(both, MAIN_METRICS)
+    assert table.columns == ("dataset", "model", "metric")
+    parts = split_table(table, "model")
+    assert list(parts) == ["mlp", "logreg"] or list(parts) == ["logreg", "mlp"]
+    for model, part in parts.items():
+        assert part.columns == ("dataset", "metric") and "Model: " + model in part.caption
+        for method in part.methods:
+            for dataset, metric in part.keys:
+                assert (
+                    part.cell(method, dataset, metric)["text"]
+                    == (table.cell(method, dataset, model, metric)["text"])
+                )
+    write_report(ReportData.build(both, table=MAIN_METRICS), tmp_path)
+    latex = (tmp_path / "tables" / "main.tex").read_text()
+    assert latex.count(r"\begin{table*}") == 2
+    assert r"\label{tab:main-mlp}" in latex and r"\label{tab:main-logreg}" in latex
+
+
+def test_the_terminal_summary_counts_the_cells_it_averages():
+    from recourse_bench.reports.tables import terminal_summary
+
+    frame = make_results({})  # 2 datasets x 1 model x 1 shift
+    assert "mean over 2 (dataset, model, shift) cells" in terminal_summary(frame)
+    static = frame[frame["shift"].isna()]  # a run with static metrics only
+    assert "mean over 2 (dataset, model) cells" in terminal_summary(static)

@@ -309,6 +309,34 @@ def check_recourse_output(out: Any, factuals: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_recourse_sets(sets: Any, factuals: np.ndarray) -> np.ndarray | None:
+    """What ``recourse_sets()`` returned after ``generate(factuals)``, checked (None passes).
+
+    The contract: None, or a float ndarray of shape ``(n, k, d)`` for the ``n`` factuals of
+    shape ``(n, d)``, ``k >= 1``, each member all finite or all NaN; raises
+    :class:`ContractError` otherwise.
+    """
+    if sets is None:
+        return None
+    n, d = factuals.shape
+    fix = "return the last generate's sets as an (n, k, d) float array, or None"
+    if not isinstance(sets, np.ndarray) or not np.issubdtype(sets.dtype, np.floating):
+        got = type(sets).__name__ if not isinstance(sets, np.ndarray) else f"dtype {sets.dtype}"
+        raise ContractError(contract_message("recourse_sets() to be a float array", got, fix))
+    if sets.ndim != 3 or sets.shape[0] != n or sets.shape[2] != d or sets.shape[1] < 1:
+        raise ContractError(
+            contract_message(f"recourse_sets() of shape ({n}, k, {d})", f"{sets.shape}", fix)
+        )
+    flat = sets.reshape(-1, d)
+    if (~(np.isfinite(flat).all(axis=1) | np.isnan(flat).all(axis=1))).any():
+        raise ContractError(
+            contract_message(
+                "each member of recourse_sets() all finite or all NaN", "a partly NaN member", fix
+            )
+        )
+    return np.asarray(sets, dtype=float)
+
+
 class Encoder(Protocol):
     """Maps model space back to raw, human units."""
 
@@ -694,11 +722,29 @@ class Trainer(Component):
     """
 
     classifier_type: ClassVar[type | None] = None
+    #: What the trained models offer recourse methods (see :data:`MODEL_CAPABILITIES`):
+    #: ``recourse-bench list methods`` shows from it which models a method runs on, and the
+    #: model kit checks that a fitted model has each declared capability.
+    model_capabilities: ClassVar[frozenset[str]] = frozenset()
     validated_entry_points = ("fit", "finetune")
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Classifier:
         """Train a classifier on model-space data with the given seed."""
         raise NotImplementedError
+
+
+#: A model's capabilities that recourse methods need, and how a fitted classifier shows each.
+MODEL_CAPABILITIES = {
+    "gradients": "logits differentiable in the input (Classifier.differentiable)",
+    "linear": "linear weights coef_ and intercept_ (Classifier.linear)",
+    "trees": "the decision trees of a forest (Classifier.trees)",
+}
+
+
+def model_has(model: Any, capability: str) -> bool:
+    """Whether a fitted classifier has ``capability`` (a key of :data:`MODEL_CAPABILITIES`)."""
+    attribute = {"gradients": "differentiable", "linear": "linear", "trees": "trees"}[capability]
+    return bool(getattr(model, attribute, None))
 
 
 @dataclass(frozen=True)
@@ -711,6 +757,8 @@ class MethodTags:
         Needs ``Classifier.logits`` (gradient-based search).
     requires_linear : bool
         Needs ``coef_`` and ``intercept_``.
+    requires_trees : bool
+        Needs the model's decision trees (``Classifier.trees``: a random forest or a tree).
     trains : bool
         ``fit`` learns from the training data (GenRe, nearest neighbour).
     stochastic : bool
@@ -722,9 +770,24 @@ class MethodTags:
 
     requires_differentiable: bool = False
     requires_linear: bool = False
+    requires_trees: bool = False
     trains: bool = False
     stochastic: bool = False
     batch_invariant: bool = False
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The model capabilities (keys of :data:`MODEL_CAPABILITIES`) the method needs."""
+        flags = {
+            "gradients": self.requires_differentiable,
+            "linear": self.requires_linear,
+            "trees": self.requires_trees,
+        }
+        return tuple(name for name, flag in flags.items() if flag)
+
+    def runs_on(self, trainer: type[Trainer] | Trainer) -> bool:
+        """Whether the models ``trainer`` declares (``model_capabilities``) meet :attr:`needs`."""
+        return set(self.needs) <= trainer.model_capabilities
 
 
 class RecourseMethod(Component):
@@ -743,6 +806,8 @@ class RecourseMethod(Component):
             return f"{self.name} needs a differentiable model; {type(model).__name__} is not"
         if self.tags.requires_linear and not getattr(model, "linear", False):
             return f"{self.name} needs a linear model; {type(model).__name__} is not"
+        if self.tags.requires_trees and not getattr(model, "trees", None):
+            return f"{self.name} needs a tree model (forest); {type(model).__name__} is not"
         return None
 
     def fit(self, model: Classifier, splits: Splits) -> RecourseMethod:
@@ -761,6 +826,16 @@ class RecourseMethod(Component):
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Return recourses for the factuals ``X`` (NaN rows where none was found)."""
         raise NotImplementedError
+
+    def recourse_sets(self) -> np.ndarray | None:
+        """The several counterfactuals per factual of the last ``generate``, if the method has them.
+
+        A method that computes a set per factual (DiCE's ``k``) returns it here, shape
+        ``(n, k, d)`` for the ``n`` factuals of the last ``generate``, NaN rows for the members
+        it does not offer; the harness reads it right after ``generate`` and the ``diversity``
+        metric scores it. None (the default): one recourse per factual.
+        """
+        return None
 
     def check_factuals(self, X: Any) -> np.ndarray:
         """Return the factuals as a new float64 (n, d) array; raise one clear error if unusable."""
@@ -905,10 +980,16 @@ class EvalContext:
     updated: Classifier | None = None
     updated_models: tuple[Classifier, ...] = ()
     returned: np.ndarray | None = None
+    sets: np.ndarray | None = None
 
     @classmethod
     def feasible_only(
-        cls, factuals: np.ndarray, returned: np.ndarray, model: Classifier, splits: Splits
+        cls,
+        factuals: np.ndarray,
+        returned: np.ndarray,
+        model: Classifier,
+        splits: Splits,
+        sets: np.ndarray | None = None,
     ) -> EvalContext:
         """The context of what a method returned, as the harness scores it.
 
@@ -916,12 +997,20 @@ class EvalContext:
         direction, a bound, a one-hot group, an integer grid; see
         :meth:`Schema.broken_constraints`) counts as *not found*: its row of ``recourses`` is
         NaN, so it is never valid and never enters cost or plausibility; ``returned`` keeps
-        the rows as returned, for the ``violations`` metric.
+        the rows as returned, for the ``violations`` metric. The members of ``sets`` (a
+        method's several counterfactuals per factual, :meth:`RecourseMethod.recourse_sets`)
+        that break a constraint are NaN likewise.
         """
         returned = np.asarray(returned, dtype=float)
         recourses = returned.copy()
         recourses[splits.schema.violations(returned, factuals)] = np.nan
-        return cls(factuals, recourses, model, splits, returned=returned)
+        if sets is not None:
+            sets = np.array(sets, dtype=float)
+            n, k, d = sets.shape
+            flat = sets.reshape(n * k, d)
+            flat[splits.schema.violations(flat, np.repeat(factuals, k, axis=0))] = np.nan
+            sets = flat.reshape(n, k, d)
+        return cls(factuals, recourses, model, splits, returned=returned, sets=sets)
 
     @property
     def returned_recourses(self) -> np.ndarray:
@@ -1028,6 +1117,7 @@ __all__ = [
     "Tunable",
     "UnknownNameError",
     "check_recourse_output",
+    "check_recourse_sets",
     "provides",
     "share",
 ]

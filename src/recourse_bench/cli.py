@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from . import __version__, registry
 from .api import ConfigError, RecourseBenchError, RecourseMethod
 from .config import BenchmarkConfig, load_config, parse_size, parse_timeout, parse_yaml, plan
 from .datasets import _files as files_module
-from .describe import describe, shift_summary
+from .describe import describe, method_needs, shift_summary
 from .harness.backends import BACKENDS, Backend
 from .harness.isolation import check_limits
 from .harness.plan import check_data_files
@@ -282,6 +282,7 @@ def _run(args: argparse.Namespace) -> int:
             title=config.name,
             timings=result.metadata.get("recourse_timings"),
             metrics=result.metadata.get("metrics"),
+            table=config.table,
         )
         index = write_report(data, out, formats=formats)
         print(terminal_summary(data))
@@ -394,7 +395,8 @@ def _report(args: argparse.Namespace) -> int:
     title = " + ".join(names)
     timings = [t for m in metadata for t in m.get("recourse_timings") or []]
     metrics = {name: record for m in metadata for name, record in (m.get("metrics") or {}).items()}
-    data = ReportData.build(results, title=title, timings=timings, metrics=metrics)
+    table = list(dict.fromkeys(name for m in metadata for name in _table_of(m)))
+    data = ReportData.build(results, title=title, timings=timings, metrics=metrics, table=table)
     if replaced:
         print(
             f"recourse-bench: {replaced} measurement(s) appear in more than one results file; "
@@ -419,6 +421,7 @@ def _report(args: argparse.Namespace) -> int:
             "replaced_measurements": replaced,
             "recourse_timings": timings,
             "metrics": metrics,
+            "table": table,
             **environment(),
         }
         write_results(results, out, merged)
@@ -428,6 +431,12 @@ def _report(args: argparse.Namespace) -> int:
     print(terminal_summary(data))
     print(f"recourse-bench: wrote {out / RESULTS_FILE} and {index}", file=sys.stderr)
     return 0
+
+
+def _table_of(metadata: Mapping[str, Any]) -> list[str]:
+    """The main table's metrics a results file's metadata names (a run's config, or a merge)."""
+    config = metadata.get("config") or {}
+    return list(metadata.get("table") or config.get("table") or [])
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -592,6 +601,8 @@ def _list(args: argparse.Namespace) -> int:
             print(f"  {name:<22} {line}")
             if kind == "model":
                 print(f"  {'':<22} {shift_summary(plugin)}")
+            if kind == "method":
+                print(f"  {'':<22} {'; '.join(method_needs(plugin))}")
     return 0
 
 

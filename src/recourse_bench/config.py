@@ -43,7 +43,7 @@ COMPONENT_SECTIONS = {
     "shifts": "shift",
 }
 TOP_LEVEL_KEYS = {"name", "description", "seed", "seeds", "n_factuals", "metrics", "data_dir"}
-TOP_LEVEL_KEYS |= {"timeout", "memory_limit"}
+TOP_LEVEL_KEYS |= {"timeout", "memory_limit", "table"}
 TOP_LEVEL_KEYS |= set(COMPONENT_SECTIONS)
 ENTRY_KEYS = {"name", "params", "grid"}
 DEFAULT_METRICS = ("coverage", "validity", "cost-l1", "invalidation-rate", "violations")
@@ -181,6 +181,7 @@ class BenchmarkConfig:
     data_dir: str | None = None
     timeout: float | None = None
     memory_limit: int | None = None
+    table: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -206,18 +207,19 @@ class BenchmarkConfig:
             "data_dir": self.data_dir,
             "timeout": self.timeout,
             "memory_limit": self.memory_limit,
+            "table": list(self.table) or None,
         }
         settings.update({key: value for key, value in optional.items() if value is not None})
         return settings
 
     def identity(self) -> dict[str, Any]:
-        """What the results depend on: :meth:`to_dict` without the limits and the data folder.
+        """What the results depend on: :meth:`to_dict` without limits, data folder and table.
 
         Two runs of equal identity compute the same numbers (files are identified by their
         sha256, not where they lie), so one may resume or replace the other in a run folder.
         """
         settings = self.to_dict()
-        for key in ("data_dir", "timeout", "memory_limit"):
+        for key in ("data_dir", "timeout", "memory_limit", "table"):
             settings.pop(key, None)
         return settings
 
@@ -373,6 +375,7 @@ def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
         for section, kind in COMPONENT_SECTIONS.items()
     }
     metrics = _metric_names(raw.get("metrics", list(DEFAULT_METRICS)), f"{where}: metrics")
+    table = _table_metrics(raw.get("table"), metrics, f"{where}: table")
     name = raw.get("name") or (Path(where).stem if where != "config" else "benchmark")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
         raise ConfigError(
@@ -396,6 +399,7 @@ def _validate(raw: Mapping[str, Any], where: str) -> BenchmarkConfig:
         seeds=seeds,
         n_factuals=n_factuals,
         metrics=metrics,
+        table=table,
         raw=dict(raw),
         **sections,
     )
@@ -509,6 +513,24 @@ def _metric_names(names: Any, where: str) -> tuple[str, ...]:
     for name in names:
         registry.get("metric", str(name))
     return tuple(dict.fromkeys([*(str(n) for n in names), *ALWAYS_MEASURED]))
+
+
+def _table_metrics(names: Any, metrics: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """The metrics of the report's main table (``table:``), each one the run measures."""
+    if names is None:
+        return ()
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"{where}: expected a non-empty list of metric names (or no table)")
+    for name in names:
+        if str(name) not in metrics:
+            registry.get("metric", str(name))  # an unknown name: the registry's suggestion
+            raise ConfigError(
+                f"{where}: {name!r} is not measured by this config; add it to metrics or "
+                "remove it from table"
+            )
+    return tuple(dict.fromkeys(str(n) for n in names))
 
 
 def plan(config: BenchmarkConfig) -> list[Cell]:

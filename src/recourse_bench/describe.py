@@ -99,23 +99,25 @@ def shift_summary(trainer_class: type[Trainer]) -> str:
     return "shifts: all but " + "; ".join(f"{name} ({why})" for name, why in refused.items())
 
 
+def method_needs(method: type[RecourseMethod]) -> list[str]:
+    """Two lines: what a method needs of a model, and the registered models that provide it."""
+    needs = method.tags.needs
+    trainers = [registry.get("model", name) for name in registry.available("model")]
+    runs_on = [t.name for t in trainers if method.tags.runs_on(t)]
+    return [
+        f"needs: {', '.join(needs) or 'predictions only'}",
+        f"runs on: {', '.join(runs_on) or 'no registered model'}",
+    ]
+
+
 def _capabilities(plugin: type[Component]) -> list[str]:
     """What a method needs, which shifts apply to a model, a dataset's size and natural shift."""
     lines = []
     if issubclass(plugin, Trainer):
         lines.append(shift_summary(plugin))
     if issubclass(plugin, RecourseMethod):
-        tags = plugin.tags
-        needs = [
-            label
-            for flag, label in (
-                (tags.requires_differentiable, "gradients (a differentiable model)"),
-                (tags.requires_linear, "a linear model"),
-            )
-            if flag
-        ]
-        lines.append(f"needs: {', '.join(needs) or 'predictions only'}")
-        lines.append(f"trains on the data: {'yes' if tags.trains else 'no'}")
+        lines.extend(method_needs(plugin))
+        lines.append(f"trains on the data: {'yes' if plugin.tags.trains else 'no'}")
     info: Any = getattr(plugin, "info", None)
     if info is not None:
         lines.append(f"data: {info.summary}; licence {info.licence}")

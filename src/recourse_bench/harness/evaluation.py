@@ -73,7 +73,10 @@ def evaluate_rows(
     base = stages.base(task.seed, task.dataset, task.model)
     factuals = splits.X_test[base.factual_index]
     assert recourse.recourses is not None
-    context = EvalContext.feasible_only(factuals, recourse.recourses, base.classifier, splits)
+    sets = getattr(recourse, "sets", None)  # absent from entries cached before it existed
+    context = EvalContext.feasible_only(
+        factuals, recourse.recourses, base.classifier, splits, sets=sets
+    )
     by_stage: dict[str, list[Metric]] = {"static": [], "update": [], "shift": []}
     for name in metrics:
         metric = registry.get("metric", name)

@@ -308,7 +308,7 @@ def _base_failure_rows(config: BenchmarkConfig, base_failed: dict[BaseKey, Failu
     """The rows of every recourse cell whose base model failed: they say why."""
     rows = []
     for base, failure in base_failed.items():
-        how = "timed out" if failure.status == "timeout" else "failed"
+        how = {"timeout": "timed out", "skipped": "skipped"}.get(failure.status, "failed")
         cell = Failure(failure.status, f"base model {how}: {failure.reason}")
         for method in config.methods:
             task = Task("recourse", base.seed, base.dataset, base.model, method=method)

@@ -20,10 +20,10 @@ from joblib import Memory
 from ..api import (
     Classifier,
     ContractError,
-    DataError,
     NotApplicable,
     Splits,
     check_recourse_output,
+    check_recourse_sets,
 )
 from ..config import ComponentSpec
 from ..datasets import _files as files
@@ -50,6 +50,7 @@ class Recourse:
     skip_reason: str | None
     fit_seconds: float
     generate_seconds: float
+    sets: np.ndarray | None = None  # several counterfactuals per factual, for ``diversity``
 
 
 def spec_key(spec: ComponentSpec) -> str:
@@ -191,10 +192,10 @@ def fit_base(stages: Stages, key: StageKey) -> BaseModel:
     trained_seed = model_seed(key.base_seed, dataset, model, key.seed)
     classifier = model.build().fit(splits.X_train, splits.y_train, trained_seed)
     rejected = np.flatnonzero(classifier.predict(splits.X_test) == 0)
-    if rejected.size == 0:
-        raise DataError(
+    if rejected.size == 0:  # a cell of the matrix with no one to help: skipped, with the reason
+        raise NotApplicable(
             f"the base {model.name} model rejects no test point of {dataset.name}: there is no "
-            "factual to give recourse to; use another model or dataset parameters"
+            "factual to give recourse to"
         )
     if rejected.size > key.n_factuals:
         rng = numpy_rng(derive_seed(trained_seed, "factuals"))
@@ -240,6 +241,7 @@ def fit_recourse(stages: Stages, key: StageKey) -> Recourse:
     generated = time.perf_counter()
     try:  # whatever the method returned is checked against the contract before it is scored
         recourses = check_recourse_output(returned, factuals)
+        sets = check_recourse_sets(instance.recourse_sets(), factuals)
     except ContractError as exc:
         raise ContractError(f"{method.name}.generate: {exc}") from None
-    return Recourse(recourses, None, fitted - start, generated - fitted)
+    return Recourse(recourses, None, fitted - start, generated - fitted, sets)

@@ -1,6 +1,6 @@
 """Model trainers: ``fit(X, y, seed) -> Classifier``."""
 
-from . import boosting, forest, logreg, mlp
+from . import boosting, forest, logreg, mlp, svm
 from ._sklearn import SklearnClassifier
 from ._torch import TorchClassifier, linear_classifier
 
@@ -12,4 +12,5 @@ __all__ = [
     "linear_classifier",
     "logreg",
     "mlp",
+    "svm",
 ]

@@ -26,6 +26,15 @@ class SklearnClassifier:
     def __init__(self, estimator):
         self.estimator = estimator
 
+    @property
+    def trees(self) -> list[DecisionTreeClassifier] | None:
+        """The classification trees of a forest (or the tree itself), in fitting order.
+
+        None for any other estimator (histogram gradient boosting keeps regression trees of its
+        own, which tree-path methods do not read).
+        """
+        return _tree_list(self.estimator)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, 2) (a one-class fit gives that class probability 1)."""
         proba = self.estimator.predict_proba(np.asarray(X, dtype=np.float32))

@@ -36,6 +36,7 @@ class Forest(Trainer):
 
     tunable_hyperparameters: ClassVar[tuple[str, ...]] = ("n_estimators", "min_samples_leaf")
     classifier_type: ClassVar[type] = SklearnClassifier
+    model_capabilities: ClassVar[frozenset[str]] = frozenset({"trees"})
     depths: ClassVar[tuple[int | None, ...]] = (4, 8, 16, None)
 
     parameter_constraints = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import nn
 
 from ..registry import register
@@ -23,6 +25,8 @@ class LogReg(TorchTrainer):
     weight_decay : float, default 1e-4
         L2 penalty on the weights (Adam's weight decay).
     """
+
+    model_capabilities: ClassVar[frozenset[str]] = frozenset({"gradients", "linear"})
 
     def __init__(
         self,

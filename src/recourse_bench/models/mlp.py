@@ -36,6 +36,7 @@ class MLP(TorchTrainer):
         (16,), (64,), (32, 32), (64, 64), (32, 32, 32) (the shift skips the base's own).
     """
 
+    model_capabilities: ClassVar[frozenset[str]] = frozenset({"gradients"})
     layouts: ClassVar[tuple[tuple[int, ...], ...]] = (
         (16,),
         (64,),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -147,6 +147,7 @@ class ReportData:
     styles: MethodStyles
     title: str = "recourse-bench"
     timings: list[dict[str, Any]] = field(default_factory=list)
+    table: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -157,6 +158,7 @@ class ReportData:
         timings: list[dict[str, Any]] | None = None,
         metrics: Mapping[str, Mapping[str, Any]] | None = None,
         styles: MethodStyles | None = None,
+        table: Sequence[str] = (),
     ) -> ReportData:
         """Aggregate ``results`` once.
 
@@ -172,6 +174,9 @@ class ReportData:
             The run metadata's ``metrics`` (stage, direction, bounds per metric).
         styles : MethodStyles, optional
             The method styles (default: from every method label in ``results``).
+        table : sequence of str
+            The metrics of the main table (the config's ``table``), side by side per dataset;
+            empty: no main table.
         """
         per_seed = per_seed_values(results)
         return cls(
@@ -182,6 +187,7 @@ class ReportData:
             styles=styles if styles is not None else MethodStyles.from_results(results),
             title=title,
             timings=list(timings or []),
+            table=tuple(table),
         )
 
     def info(self, metric: str) -> MetricInfo:

@@ -10,7 +10,9 @@ undefined seeds) is counted in a note under the table, never dropped silently.
 
 :func:`paper_table` builds a :class:`PaperTable`; :func:`to_latex` renders it as a booktabs
 ``table`` environment and :func:`to_markdown_table` as Markdown. :func:`paper_tables` builds the
-table of every metric present in a results frame.
+table of every metric present in a results frame. :func:`main_table` puts several metrics side
+by side, one column per metric under each dataset, the layout of most recourse papers' main
+tables (a config's ``table:``).
 """
 
 from __future__ import annotations
@@ -426,6 +428,115 @@ def paper_tables(data: pd.DataFrame | ReportData, *, digits: int = 3) -> dict[st
     }
 
 
+MAIN_TABLE = "main"
+"""The name of the main table (``tables/main.tex``, ``tables/main.md``)."""
+
+
+def main_table(
+    data: pd.DataFrame | ReportData, metrics: Sequence[str], *, digits: int = 3
+) -> PaperTable:
+    """Several metrics side by side: methods as rows; per dataset (and model), one column each.
+
+    The layout of a recourse paper's main table (e.g. the GenRe paper's cost, validity, LOF and
+    score per dataset). Each metric's cells are exactly those of its own :func:`paper_table`
+    (same numbers, intervals and best marks, chosen per metric and column); the notes on missing
+    or infeasible results of all of them are merged, one marker per kind.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or ReportData
+        A results frame or the report's aggregated data.
+    metrics : sequence of str
+        The metrics, in the order of their columns; metrics without results are left out.
+    digits : int
+        Decimals printed.
+
+    Raises
+    ------
+    ValueError
+        When no metric has results, or a metric varies over shifts within a dataset (then the
+        per-metric tables, which give each shift a column, are the ones to use).
+    """
+    data = as_report_data(data)
+    present = [m for m in dict.fromkeys(metrics) if (data.results["metric"] == m).any()]
+    if not present:
+        raise ValueError(f"no results for any metric of the table ({', '.join(metrics)})")
+    columns = ("dataset", "model") if data.results["model_label"].nunique() > 1 else ("dataset",)
+    tables = {
+        metric: paper_table(data.results, metric, columns=columns, digits=digits, data=data)
+        for metric in present
+    }
+    order = _column_keys(data.results, columns)
+    keys = [(*key, metric) for key in order for metric in present]
+    methods = list(dict.fromkeys(m for table in tables.values() for m in table.methods))
+    markers: dict[str, str] = {}
+    parts = []
+    for metric, table in tables.items():
+        renamed = {m: markers.setdefault(text, _marker(len(markers))) for m, text in table.notes}
+        cells = table.cells.assign(metric=metric)
+        cells["marker"] = [
+            ",".join(renamed[m] for m in str(marks).split(",") if m) for marks in cells["marker"]
+        ]
+        parts.append(cells)
+    cells = _complete(pd.concat(parts, ignore_index=True), (*columns, "metric"), keys, methods)
+    return PaperTable(
+        metric=MAIN_TABLE,
+        higher_is_better=None,
+        columns=(*columns, "metric"),
+        keys=keys,
+        methods=methods,
+        cells=cells,
+        notes=[(marker, text) for text, marker in markers.items()],
+        caption=_main_caption(data, present, columns),
+        digits=digits,
+    )
+
+
+def _complete(
+    cells: pd.DataFrame,
+    columns: tuple[str, ...],
+    keys: list[tuple[str, ...]],
+    methods: list[str],
+) -> pd.DataFrame:
+    """``cells`` with a ``--`` cell for every (method, column) that has none."""
+    have = {(r[0], tuple(r[1:])) for r in cells[["method", *columns]].itertuples(index=False)}
+    missing = [
+        {"method": method, **dict(zip(columns, key, strict=True))}
+        for key in keys
+        for method in methods
+        if (method, key) not in have
+    ]
+    if not missing:
+        return cells
+    blank = pd.DataFrame(missing).assign(
+        mean=math.nan, low=math.nan, high=math.nan, half_width=math.nan, n_seeds=0
+    )
+    blank = blank.assign(text=MISSING, best=False, marker="")
+    return pd.concat([cells, blank[cells.columns]], ignore_index=True)
+
+
+def _main_caption(data: ReportData, metrics: list[str], columns: tuple[str, ...]) -> str:
+    directions = []
+    for metric in metrics:
+        direction = data.higher_is_better(metric)
+        arrow = "" if direction is None else (" (higher is better)" if direction else " (lower)")
+        directions.append(f"{metric}{arrow}")
+    rows = data.results
+    seeds = rows["seed"].nunique()
+    text = (
+        f"Methods by {' and '.join(columns)}: {', '.join(directions)}. Mean over {seeds} seed(s)"
+        + (" ± half the width of the 95 % bootstrap interval" if seeds > 1 else "")
+        + ". "
+    )
+    if "model" not in columns:
+        text += f"Model: {rows['model_label'].dropna().iloc[0]}. "
+    shifted = [m for m in metrics if data.is_shifted(m)]
+    shifts = rows[rows["metric"].isin(shifted)]["shift_label"].dropna().unique()
+    if len(shifts):
+        text += f"Update metrics under: {', '.join(map(str, shifts))}. "
+    return text + f"Best per metric and column in bold. {MISSING}: no result."
+
+
 # ---------------------------------------------------------------------------------- rendering
 def escape_latex(text: str) -> str:
     r"""``text`` with LaTeX's special characters escaped (``_ % & # { } $ ~ ^ \``, ...)."""
@@ -474,6 +585,7 @@ def to_latex(
     label: str | None = None,
     *,
     notes: bool = True,
+    split: bool = True,
 ) -> str:
     r"""The table as LaTeX booktabs environments that fit the page.
 
@@ -494,6 +606,9 @@ def to_latex(
         The ``\label`` (default ``tab:<metric>``); "" omits it.
     notes : bool
         Print the notes on missing results under the table.
+    split : bool
+        Split a wide table with several datasets into one environment per dataset (False: one
+        ``table*``, scaled down to the text width, as a paper's main table).
 
     Returns
     -------
@@ -503,7 +618,8 @@ def to_latex(
     caption = table.caption if caption is None else caption
     label = f"tab:{table.metric}" if label is None else label
     datasets = list(dict.fromkeys(key[0] for key in table.keys)) if table.columns else []
-    if len(table.keys) <= WIDE_COLUMNS or table.columns[:1] != ("dataset",) or len(datasets) < 2:
+    narrow = len(table.keys) <= WIDE_COLUMNS
+    if not split or narrow or table.columns[:1] != ("dataset",) or len(datasets) < 2:
         return _environment(table, caption, label, notes)
     parts = []
     for dataset in datasets:
@@ -521,13 +637,40 @@ def _label_safe(text: str) -> str:
 def _one_dataset(table: PaperTable, dataset: str) -> PaperTable:
     """The columns of one dataset, with the notes its cells mark."""
     cells = table.cells[table.cells["dataset"] == dataset]
-    used = {m for marks in cells["marker"] for m in str(marks).split(",") if m}
     return replace(
         table,
         keys=[key for key in table.keys if key[0] == dataset],
         cells=cells,
-        notes=[(m, text) for m, text in table.notes if m in used],
+        notes=_notes_used(table, cells),
     )
+
+
+def _notes_used(table: PaperTable, cells: pd.DataFrame) -> list[tuple[str, str]]:
+    used = {m for marks in cells["marker"] for m in str(marks).split(",") if m}
+    return [(m, text) for m, text in table.notes if m in used]
+
+
+def split_table(table: PaperTable, field: str) -> dict[str, PaperTable]:
+    """One table per value of the column field ``field`` (e.g. one per model), that level removed.
+
+    Each keeps the columns, cells and notes of its value; a table without ``field`` among its
+    columns is returned whole, under "".
+    """
+    if field not in table.columns:
+        return {"": table}
+    level = table.columns.index(field)
+    parts = {}
+    for value in dict.fromkeys(key[level] for key in table.keys):
+        cells = table.cells[table.cells[field] == value].drop(columns=[field])
+        parts[value] = replace(
+            table,
+            columns=tuple(c for c in table.columns if c != field),
+            keys=[key[:level] + key[level + 1 :] for key in table.keys if key[level] == value],
+            cells=cells,
+            notes=_notes_used(table, cells),
+            caption=f"{table.caption} {field.capitalize()}: {value}.",
+        )
+    return parts
 
 
 def _environment(table: PaperTable, caption: str, label: str, notes: bool) -> str:
@@ -596,10 +739,13 @@ def to_markdown_table(table: PaperTable, caption: str | None = None) -> str:
 
 
 __all__ = [
+    "MAIN_TABLE",
     "PaperTable",
     "escape_latex",
+    "main_table",
     "paper_table",
     "paper_tables",
+    "split_table",
     "to_latex",
     "to_markdown_table",
 ]

@@ -7,6 +7,8 @@
     report.md                the invalidation table (and the time table) for the terminal
     tables/<metric>.tex      booktabs tables, methods as rows (``tex``)
     tables/<metric>.md       the same tables in Markdown (``md``)
+    tables/main.tex|md       the config's ``table:`` metrics side by side per dataset, methods
+                             as rows (the layout of a paper's main table; only with ``table:``)
     figures/<name>.pdf|png   the four figures (``pdf``, ``png``)
     stats/paired-tests.csv   Wilcoxon signed-rank tests between methods, Holm-corrected
 
@@ -25,7 +27,15 @@ from pathlib import Path
 import pandas as pd
 
 from .data import ReportData, as_report_data
-from .latex import PaperTable, paper_tables, to_latex, to_markdown_table
+from .latex import (
+    MAIN_TABLE,
+    PaperTable,
+    main_table,
+    paper_tables,
+    split_table,
+    to_latex,
+    to_markdown_table,
+)
 from .stats import paired_tests
 from .tables import markdown_report, to_markdown
 
@@ -154,6 +164,12 @@ def _write_files(
 
     (out / REPORT_FILE).write_text(markdown_report(data), encoding="utf-8")
     tables = paper_tables(data)
+    main, why_not = _main(data)
+    if main is not None:
+        if "tex" in formats:
+            _write(out / "tables" / f"{MAIN_TABLE}.tex", _main_latex(main))
+        if "md" in formats:
+            _write(out / "tables" / f"{MAIN_TABLE}.md", _main_markdown(main))
     for metric, table in tables.items():
         if "tex" in formats:
             _write(out / "tables" / f"{metric}.tex", to_latex(table))
@@ -164,9 +180,39 @@ def _write_files(
     captions = {name: spec.caption for name, spec in FIGURES.items()}
     tests = paired_tests(data.results, alpha=ALPHA, directions=data.higher_is_better)
     _write(out / "stats" / STATS_FILE, tests.to_csv(index=False))
-    _write(
-        out / INDEX_FILE, _index(data, tables, figures, captions, tests, out, sources, duplicates)
+    index = _index(data, tables, figures, captions, tests, out, sources, duplicates)
+    title, rest = index.split("\n", 1)
+    _write(out / INDEX_FILE, f"{title}\n{_main_section(main, why_not)}{rest}")
+
+
+def _main(data: ReportData) -> tuple[PaperTable | None, str]:
+    """The main table of the config's ``table:`` metrics, or None and why there is none."""
+    if not data.table:
+        return None, ""
+    try:
+        return main_table(data, data.table), ""
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _main_latex(main: PaperTable) -> str:
+    """One ``table*`` per model (as papers print one table per model class), else one."""
+    parts = split_table(main, "model")
+    return "\n".join(
+        to_latex(part, label=f"tab:{MAIN_TABLE}-{model}" if model else None, split=False)
+        for model, part in parts.items()
     )
+
+
+def _main_markdown(main: PaperTable) -> str:
+    return "\n".join(to_markdown_table(part) for part in split_table(main, "model").values())
+
+
+def _main_section(main: PaperTable | None, why_not: str) -> str:
+    """The index's first section: the main table (empty when the config asks for none)."""
+    if main is None:
+        return f"\nNo main table: {why_not}.\n" if why_not else ""
+    return f"\n## Main table\n\n{_main_markdown(main)}\n"
 
 
 def _write(path: Path, text: str) -> None:

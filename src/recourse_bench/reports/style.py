@@ -155,6 +155,13 @@ BUILTIN_METHODS = (
     "probe",
     "trex",
     "genre",
+    "dice",
+    "ar",
+    "face",
+    "revise",
+    "cchvae",
+    "cruds",
+    "feature-tweak",
 )
 """The built-in methods in their fixed report order: method i gets colour i and marker i.
 

@@ -181,10 +181,14 @@ def terminal_summary(data: pd.DataFrame | ReportData) -> str:
         ]
         rows.append([method, *cells, int(bad.get(method, 0))])
     table = pd.DataFrame(rows, columns=["method", *shown, "not ok"])
-    cells = results.dropna(subset=["shift_label"])[ROW].drop_duplicates()
+    keys = ["dataset_label", "model_label", "shift_label"]
+    shifted = results.dropna(subset=["shift_label"])
+    if shifted.empty:  # only static metrics: a cell is a (dataset, model)
+        keys, shifted = keys[:2], results
+    n_cells = shifted[keys].dropna().drop_duplicates().shape[0]
     head = (
-        f"{title}: {len(methods)} method(s); each value is the mean over "
-        f"{cells[['dataset_label', 'model_label', 'shift_label']].drop_duplicates().shape[0]} "
-        "(dataset, model, shift) cells of the per-cell mean over seeds."
+        f"{title}: {len(methods)} method(s); each value is the mean over {n_cells} "
+        f"({', '.join(k.removesuffix('_label') for k in keys)}) cells of the per-cell mean "
+        "over seeds."
     )
     return f"{head}\n\n{to_markdown(table)}"

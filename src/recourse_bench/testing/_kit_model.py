@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..api import Classifier, Trainer
+from ..api import MODEL_CAPABILITIES, Classifier, Trainer, model_has
 from ._common import (
     COMPONENT_CHECKS,
     checks_registry,
@@ -100,7 +100,7 @@ def check_inputs_not_mutated(trainer: Trainer, problem: ToyProblem) -> None:
 
 @_check
 def check_declared_capabilities(trainer: Trainer, problem: ToyProblem) -> None:
-    """``differentiable``, ``linear`` and ``classifier_type`` say what the model really is."""
+    """The declared ``differentiable``, ``linear``, ``classifier_type``, capabilities hold."""
     model = _fit(trainer, problem)
     X = problem.splits.X_test
     p = np.clip(_proba(model, X)[:, 1], 1e-12, 1 - 1e-12)
@@ -132,6 +132,14 @@ def check_declared_capabilities(trainer: Trainer, problem: ToyProblem) -> None:
                 f"largest difference {np.abs(linear - log_odds).max():.3g}",
                 "expose coef_ and intercept_ of the log-odds, or set linear = False",
             )
+    unknown = set(type(trainer).model_capabilities) - set(MODEL_CAPABILITIES)
+    lacking = [c for c in sorted(type(trainer).model_capabilities) if not model_has(model, c)]
+    if unknown or lacking:
+        raise fail(
+            f"the fitted model to have every declared capability ({', '.join(MODEL_CAPABILITIES)})",
+            f"model_capabilities names {sorted(unknown)} unknown, {lacking} missing",
+            "declare in model_capabilities only what every model fit returns provides",
+        )
 
 
 @_check
