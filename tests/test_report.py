@@ -209,3 +209,20 @@ def test_the_terminal_summary_counts_the_cells_it_averages():
     assert "mean over 2 (dataset, model, shift) cells" in terminal_summary(frame)
     static = frame[frame["shift"].isna()]  # a run with static metrics only
     assert "mean over 2 (dataset, model) cells" in terminal_summary(static)
+
+
+def test_the_main_table_heads_datasets_by_name_when_that_is_unambiguous():
+    from recourse_bench.reports.latex import main_table
+
+    frame = make_results({})
+    labelled = frame.assign(dataset_label=frame["dataset"].map(lambda d: f"{d}(labels='gold')"))
+    table = main_table(labelled, MAIN_METRICS)
+    assert {key[0] for key in table.keys} == {"adult", "german"}
+    assert (
+        table.cell("roar", "adult", "validity")["text"]
+        == (main_table(frame, MAIN_METRICS).cell("roar", "adult", "validity")["text"])
+    )
+    twice = to_frame(
+        [*labelled.to_dict("records"), *frame[frame["dataset"] == "adult"].to_dict("records")]
+    )
+    assert "adult(labels='gold')" in {key[0] for key in main_table(twice, MAIN_METRICS).keys}

@@ -112,6 +112,27 @@ class PartialRows(NearestNeighbour):
         return out
 
 
+class BadSets(NearestNeighbour):
+    """Offers sets of the wrong width."""
+
+    def recourse_sets(self):
+        return np.zeros((30, 2, 3))
+
+
+class InfeasibleSets(NearestNeighbour):
+    """Offers each factual itself with an immutable changed."""
+
+    def generate(self, X):
+        out = super().generate(X)
+        sets = np.stack([X, X], axis=1)
+        sets[:, 1, 3] = 1 - sets[:, 1, 3]  # the toy problem's immutable "fixed"
+        self.sets_ = sets
+        return out
+
+    def recourse_sets(self):
+        return self.sets_
+
+
 class FreshEntropy(NearestNeighbour):
     def generate(self, X):
         out = super().generate(X)
@@ -247,6 +268,8 @@ FAULTS = [
     (NoFactualCheck(), {"check_bad_factuals_raise"}),
     (TouchesModel(), {"check_inputs_not_mutated"}),
     (PartialRows(), {"check_output_shape"}),
+    (BadSets(), {"check_offered_sets"}),
+    (InfeasibleSets(), {"check_offered_sets"}),
     (FreshEntropy(), {"check_reproducible", "check_pickle_round_trip"}),
     (Unpicklable(), {"check_pickle_round_trip"}),
     (BudgetPerCall(), {"check_batch_invariance"}),

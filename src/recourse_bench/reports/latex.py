@@ -440,7 +440,9 @@ def main_table(
     The layout of a recourse paper's main table (e.g. the GenRe paper's cost, validity, LOF and
     score per dataset). Each metric's cells are exactly those of its own :func:`paper_table`
     (same numbers, intervals and best marks, chosen per metric and column); the notes on missing
-    or infeasible results of all of them are merged, one marker per kind.
+    or infeasible results of all of them are merged, one marker per kind. A dataset whose
+    parameters differ from the defaults is headed by its name alone (``adult``, not
+    ``adult(labels='gold', ...)``) where that leaves no two datasets alike.
 
     Parameters
     ----------
@@ -479,6 +481,10 @@ def main_table(
         ]
         parts.append(cells)
     cells = _complete(pd.concat(parts, ignore_index=True), (*columns, "metric"), keys, methods)
+    short = _short_dataset_labels(data.results)
+    if short:  # a paper's header names the dataset, not its parameters
+        cells = cells.assign(dataset=cells["dataset"].map(lambda label: short.get(label, label)))
+        keys = [(short.get(key[0], key[0]), *key[1:]) for key in keys]
     return PaperTable(
         metric=MAIN_TABLE,
         higher_is_better=None,
@@ -490,6 +496,14 @@ def main_table(
         caption=_main_caption(data, present, columns),
         digits=digits,
     )
+
+
+def _short_dataset_labels(results: pd.DataFrame) -> dict[str, str]:
+    """Dataset label -> dataset name, when every dataset appears with one label only."""
+    pairs = results[["dataset", "dataset_label"]].dropna().drop_duplicates()
+    if pairs["dataset"].duplicated().any() or pairs["dataset_label"].duplicated().any():
+        return {}
+    return {str(label): str(name) for name, label in pairs.itertuples(index=False)}
 
 
 def _complete(

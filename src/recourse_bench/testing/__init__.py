@@ -18,8 +18,13 @@ all bounded by [0, 1]. The checks, in order (names as in :data:`CHECKS`):
 ``check_init_stores_params``
     ``__init__`` only stores its parameters (keys of ``get_params()`` equal its signature, each
     stored unchanged; no public non-parameter attribute and none ending with ``_``).
+``check_parameter_constraints``
+    ``parameter_constraints`` covers exactly the parameters of ``get_params()``.
 ``check_params_round_trip``
     ``get_params``, ``set_params`` and ``clone`` agree; ``set_params`` returns ``self``.
+``check_stochastic_tag``
+    The ``stochastic`` tag tells the truth: a method without it gives the same recourses with
+    ``random_state`` 0 and 1; a stochastic one takes ``random_state``.
 ``check_not_fitted_error``
     ``generate`` before ``fit`` raises :class:`~recourse_bench.api.NotFittedError`.
 ``check_fit_returns_self``
@@ -28,6 +33,9 @@ all bounded by [0, 1]. The checks, in order (names as in :data:`CHECKS`):
     ``fit`` and ``generate`` leave the factuals, the splits' arrays and the model unchanged.
 ``check_output_shape``
     ``generate`` returns a float (n, d) array whose rows are all finite or all NaN.
+``check_offered_sets``
+    ``recourse_sets()`` after ``generate`` is None, or an (n, k, d) float array whose members
+    are all finite or all NaN and keep the schema's constraints.
 ``check_immutables_kept``
     Immutable columns keep the factual's value.
 ``check_feasible``

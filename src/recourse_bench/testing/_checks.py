@@ -22,6 +22,7 @@ from ..api import (
     RecourseMethod,
     Schema,
     check_recourse_output,
+    check_recourse_sets,
 )
 from ._common import (
     COMPONENT_CHECKS,
@@ -246,6 +247,35 @@ def check_output_shape(method: RecourseMethod, problem: ToyProblem) -> None:
         check_recourse_output(method.generate(factuals), factuals)
     except ContractError as exc:
         raise CheckFailed(str(exc)) from None
+
+
+@_check()
+def check_offered_sets(method: RecourseMethod, problem: ToyProblem) -> None:
+    """``recourse_sets()`` after ``generate`` is None, or an (n, k, d) array of feasible sets.
+
+    The harness reads it right after ``generate`` (for the ``diversity`` metric) and judges it
+    by :func:`recourse_bench.api.check_recourse_sets`; the members offered must keep the
+    schema's constraints, as recourses do.
+    """
+    _fit(method, problem)
+    factuals = problem.factuals.copy()
+    method.generate(factuals)
+    try:
+        sets = check_recourse_sets(method.recourse_sets(), factuals)
+    except ContractError as exc:
+        raise CheckFailed(str(exc)) from None
+    if sets is None:
+        return
+    n, k, d = sets.shape
+    flat = sets.reshape(n * k, d)
+    offered = ~np.isnan(flat).any(axis=1)
+    broken = problem.schema.violations(flat[offered], np.repeat(factuals, k, axis=0)[offered])
+    if broken.any():
+        raise fail(
+            "every member of recourse_sets() to keep the schema's constraints",
+            f"{int(broken.sum())} of {int(offered.sum())} members break one",
+            "snap each member with schema.snap(member, factual), as the recourses",
+        )
 
 
 @_check()
