@@ -823,6 +823,17 @@ class RecourseMethod(Component):
         self.schema_ = splits.schema
         return self
 
+    def use_trainer(self, trainer: Trainer | None) -> RecourseMethod:
+        """Say which trainer built the model the method is about to be fitted on; returns self.
+
+        The harness and the conformance kit call it before :meth:`fit`, so that a method which
+        samples model changes from the model's own training recipe (BetaRCE retrains it with
+        other seeds or bootstrap samples) finds the trainer in ``self.trainer_``. Methods that do
+        not need it ignore it; a method fitted by hand without this call sees None.
+        """
+        self.trainer_ = trainer
+        return self
+
     def generate(self, X: np.ndarray) -> np.ndarray:
         """Return recourses for the factuals ``X`` (NaN rows where none was found)."""
         raise NotImplementedError

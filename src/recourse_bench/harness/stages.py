@@ -222,7 +222,7 @@ def fit_recourse(stages: Stages, key: StageKey) -> Recourse:
     log.debug("running %s on %s/%s (seed %d)", method.name, dataset.name, model.name, key.seed)
     splits = stages.splits(key.seed, dataset)
     base = stages.base(key.seed, dataset, model)
-    instance = method.build()
+    instance = method.build().use_trainer(model.build())
     reason = instance.skip_reason(base.classifier)
     if reason is not None:
         return Recourse(None, reason, 0.0, 0.0)

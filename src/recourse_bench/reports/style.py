@@ -162,6 +162,12 @@ BUILTIN_METHODS = (
     "cchvae",
     "cruds",
     "feature-tweak",
+    "rbr",
+    "croco",
+    "mcer",
+    "sns",
+    "rnce",
+    "betarce",
 )
 """The built-in methods in their fixed report order: method i gets colour i and marker i.
 

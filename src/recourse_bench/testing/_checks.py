@@ -73,7 +73,7 @@ def _rows(mask: np.ndarray, limit: int = 5, noun: bool = False) -> str:
 
 def _fit(method: RecourseMethod, problem: ToyProblem) -> RecourseMethod:
     """Fit ``method`` on the toy problem; returns the method itself (not fit's return value)."""
-    method.fit(problem.model, problem.splits)
+    method.use_trainer(problem.trainer).fit(problem.model, problem.splits)
     return method
 
 
@@ -180,7 +180,7 @@ def check_not_fitted_error(method: RecourseMethod, problem: ToyProblem) -> None:
 @_check()
 def check_fit_returns_self(method: RecourseMethod, problem: ToyProblem) -> None:
     """``fit(model, splits)`` returns the method itself, so that ``fit(...).generate(X)`` works."""
-    returned = method.fit(problem.model, problem.splits)
+    returned = method.use_trainer(problem.trainer).fit(problem.model, problem.splits)
     if returned is not method:
         raise fail(
             "fit(model, splits) to return the method itself",
@@ -227,7 +227,7 @@ def check_inputs_not_mutated(method: RecourseMethod, problem: ToyProblem) -> Non
                 "logits (wrap any parameter change in copy.deepcopy(model))",
             )
 
-    method.fit(model, splits)
+    method.use_trainer(problem.trainer).fit(model, splits)
     compare("fit")
     method.generate(factuals)
     compare("generate")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..api import Classifier, ConfigError, RecourseMethod, Schema, Splits
+from ..api import Classifier, ConfigError, RecourseMethod, Schema, Splits, Trainer
 
 #: Models the kit can train for the toy problem, in the order it tries them for a method: the
 #: differentiable logistic regression first (gradient methods run on it), then a small MLP (a
@@ -38,6 +38,9 @@ class ToyProblem:
         The registered trainer of ``model``: ``logreg``, ``mlp`` or ``forest``.
     seed : int
         The seed of the data and of the training.
+    trainer : Trainer or None
+        The trainer that built ``model`` (its default parameters), which the kit hands to a
+        method through ``use_trainer`` before ``fit``.
     """
 
     splits: Splits
@@ -45,6 +48,7 @@ class ToyProblem:
     factuals: np.ndarray
     model_name: str = "logreg"
     seed: int = 0
+    trainer: Trainer | None = None
 
     @property
     def schema(self) -> Schema:
@@ -122,9 +126,10 @@ def _build(seed: int, model: str) -> ToyProblem:
     from .. import registry
 
     splits = toy_splits(seed)
-    classifier = registry.get("model", model)().fit(splits.X_train, splits.y_train, seed=seed)
+    trainer = registry.get("model", model)()
+    classifier = trainer.fit(splits.X_train, splits.y_train, seed=seed)
     rejected = splits.X_test[np.asarray(classifier.predict(splits.X_test)) == 0]
-    return ToyProblem(splits, classifier, rejected[:N_FACTUALS].copy(), model, seed)
+    return ToyProblem(splits, classifier, rejected[:N_FACTUALS].copy(), model, seed, trainer)
 
 
 def toy_problem(seed: int = 0, model: str = "logreg") -> ToyProblem:
