@@ -64,6 +64,14 @@ DEPENDENCIES = {
         | {f"methods.vae.{part}" for part in ("base", "model", "shared", "train", name)}
         for name in ("revise", "cchvae", "cruds")
     },
+    "method:mcer": SEARCH | {"certify", "methods.mcer"},
+    "method:rnce": SEARCH | {"certify", "methods.nearest_neighbour", "methods.rnce"},
+    "method:rbr": SEARCH | {"methods.rbr"},
+    "method:croco": SEARCH | {"methods.croco"},
+    "method:sns": SEARCH | {"methods.growing_spheres", "methods.sns", "methods.wachter"},
+    "method:betarce": SEARCH
+    | {"methods.betarce", "methods.growing_spheres", "shifts._resampling"}
+    | {f"shifts.{name}" for name in ("architecture", "bootstrap", "retrain_seed")},
     "shift:architecture": API | {"shifts.architecture"},
     "shift:bootstrap": RESAMPLING | {"shifts.bootstrap"},
     "shift:concept-drift": RESAMPLING | {"shifts.concept_drift", "shifts.covariate"},
@@ -93,8 +101,19 @@ DEPENDENCIES = {
         f"metric:{name}": METRIC | {"metrics.oracle", "metrics.recourse", "seeding"}
         for name in ("oracle-validity", "plausibility-lof", "genre-score")
     },
+    **{
+        f"metric:{name}": SEEDED | {"certify", "metrics.certified"}
+        for name in ("delta-robustness", "noise-invalidation")
+    },
 }
-USES = {"method:trex": ["method:wachter"]}
+USES = {
+    "method:trex": ["method:wachter"],
+    "method:sns": ["method:growing-spheres", "method:wachter"],  # its base, either one
+    "method:betarce": [
+        "method:growing-spheres",
+        *(f"shift:{name}" for name in ("architecture", "bootstrap", "retrain-seed")),
+    ],
+}
 
 
 def _builtins() -> list[str]:
