@@ -44,7 +44,7 @@ DEPENDENCIES = {
     "dataset:synthetic-moons": SYNTHETIC | {"datasets.synthetic_moons"},
     "model:boosting": TORCH_MODEL | {"models._sklearn", "models.boosting"},
     "model:forest": TORCH_MODEL | {"models._sklearn", "models.forest"},
-    "model:logreg": TORCH_MODEL | {"models.logreg"},
+    "model:logreg": TORCH_MODEL | {"models._newton", "models.logreg"},
     "model:mlp": TORCH_MODEL | {"models.mlp"},
     "model:svm": TORCH_MODEL | {"models.svm"},
     "method:genre": TORCH_MODEL

@@ -54,7 +54,9 @@ class ForgetfulSeed(Trainer):
 
     def fit(self, X, y, seed):
         self.calls[0] += 1
-        return registry.get("model", "logreg")(epochs=20).fit(X, y, seed + self.calls[0])
+        return registry.get("model", "logreg")(solver="adam", epochs=20).fit(
+            X, y, seed + self.calls[0]
+        )
 
 
 class MutatingShift(Shift):

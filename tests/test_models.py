@@ -14,8 +14,13 @@ def data():
 
 @pytest.mark.parametrize(
     "trainer",
-    [("logreg", {}), ("mlp", {}), ("mlp", {"batch_size": 64, "epochs": 30})],
-    ids=["logreg", "mlp-full-batch", "mlp-mini-batch"],
+    [
+        ("logreg", {"solver": "adam"}),  # Newton is seed-free: tests/test_logreg_converged.py
+        ("mlp", {"batch_size": None, "n_iter_no_change": None}),
+        ("mlp", {"batch_size": 64, "epochs": 30}),
+        ("mlp", {}),
+    ],
+    ids=["logreg-adam", "mlp-full-batch", "mlp-mini-batch", "mlp-default"],
 )
 def test_trainers_are_seeded_accurate_and_leave_global_rng_alone(data, trainer):
     X, y, X_test, y_test = data

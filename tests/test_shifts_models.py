@@ -197,10 +197,11 @@ def test_finetune_changes_the_model_more_with_severity(german, trainer_name, par
 
 def test_torch_finetune_resumes_the_optimisation(gaussians):
     X, y = gaussians.X_train, gaussians.y_train
-    trainer = make_trainer("mlp", epochs=30)
+    full_batch = {"batch_size": None, "n_iter_no_change": None}  # fixed epochs, no shuffling
+    trainer = make_trainer("mlp", epochs=30, **full_batch)
     base = trainer.fit(X, y, 0)
     resumed = continue_training(base, X, y, 9, 20, lr=trainer.lr, weight_decay=trainer.weight_decay)
-    longer = make_trainer("mlp", epochs=50).fit(X, y, 0)  # full batch: the same trajectory
+    longer = make_trainer("mlp", epochs=50, **full_batch).fit(X, y, 0)  # the same trajectory
     np.testing.assert_allclose(
         resumed.decision_function(gaussians.X_test),
         longer.decision_function(gaussians.X_test),
@@ -211,8 +212,9 @@ def test_torch_finetune_resumes_the_optimisation(gaussians):
 
 
 def test_torch_finetune_runs_round_severity_times_epochs(gaussians, bases):
-    trainer = make_trainer("logreg")
-    tuned = trainer.finetune(bases["logreg"], gaussians.X_train, gaussians.y_train, 1, 0.5)
+    trainer = make_trainer("logreg", solver="adam")
+    base = trainer.fit(gaussians.X_train, gaussians.y_train, 0)
+    tuned = trainer.finetune(base, gaussians.X_train, gaussians.y_train, 1, 0.5)
     assert tuned.optimiser_state["state"][0]["step"] == 60 + 30
 
 
@@ -416,3 +418,16 @@ def test_defaults_and_registration():
         "n_models": 10,
     }
     assert registry.get("shift", "weight-perturbation")().severity_value == 0.05
+
+
+def test_finetune_severity_is_a_share_of_the_epochs_the_base_model_trained(gaussians):
+    X, y = gaussians.X_train, gaussians.y_train
+    trainer = make_trainer("mlp", epochs=200, batch_size=64, tol=1e-3, n_iter_no_change=3)
+    base = trainer.fit(X, y, 0)
+    assert 0 < base.epochs_trained < 200  # it stopped early
+    tuned = trainer.finetune(base, X, y, 1, 0.5)
+    more = round(0.5 * base.epochs_trained)
+    assert tuned.epochs_trained == base.epochs_trained + more
+    steps_per_epoch = -(-len(X) // 64)
+    step = tuned.optimiser_state["state"][0]["step"]
+    assert step == base.optimiser_state["state"][0]["step"] + more * steps_per_epoch

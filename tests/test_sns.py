@@ -23,7 +23,9 @@ def gaussians():
 @pytest.fixture(scope="module")
 def german():
     splits = registry.get("dataset", "german")().load(0)
-    model = registry.get("model", "mlp")().fit(splits.X_train, splits.y_train, seed=0)
+    # the full-batch MLP (300 epochs) the step sizes below were set for
+    full_batch = {"batch_size": None, "n_iter_no_change": None, "epochs": 300}
+    model = registry.get("model", "mlp")(**full_batch).fit(splits.X_train, splits.y_train, seed=0)
     factuals = splits.X_test[model.predict(splits.X_test) == 0][:40]
     return splits, model, factuals
 

@@ -2,15 +2,18 @@
 
 Run with ``python -m pytest benchmarks/perf/test_perf_shifts.py`` (German and Adult are
 embedded). Each shift trains (or perturbs) 10 updated models of the base model, as in the
-benchmark configs; Adult's default MLP retrained with 10 new seeds is timed once (it takes
-minutes). Each benchmark checks that it produced 10 models that disagree with the base model
-somewhere, so a shift that silently returned copies would fail.
+benchmark configs; Adult's default MLP retrained with 10 new seeds (one batched ``fit_many``)
+is timed once at 1 and at 2 torch threads, and the other training shifts of
+``multiplicity.yaml`` on Adult once at 1 thread. Each benchmark checks that it produced 10 models
+that disagree with the base model somewhere, so a shift that silently returned copies would
+fail.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from recourse_bench import registry
 
@@ -54,12 +57,49 @@ def test_10_updated_models_of_german_mlp(benchmark, german_mlp, name, params):
     check_updates(updates, splits, deployed)
 
 
-def test_10_retrained_adult_mlps(benchmark):
-    splits, trainer, deployed = base("adult", "mlp")
+@pytest.fixture(scope="module")
+def adult_mlp():
+    return base("adult", "mlp")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_10_retrained_adult_mlps(benchmark, adult_mlp, threads):
+    """Adult's default MLP retrained with 10 seeds by the shift: one batched ``fit_many``.
+
+    Timed at 1 torch thread (as each harness worker runs) and at 2 (the machine's cores).
+    """
+    splits, trainer, deployed = adult_mlp
     shift = registry.get("shift", "retrain-seed")(n_models=N_MODELS)
-    updates = benchmark.pedantic(
-        lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
-    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        updates = benchmark.pedantic(
+            lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
+        )
+    finally:
+        torch.set_num_threads(before)
     check_updates(updates, splits, deployed)
     benchmark.extra_info["models"] = N_MODELS
+    benchmark.extra_info["threads"] = threads
     assert np.isfinite([m.predict_proba(splits.X_test[:5]) for m in updates]).all()
+
+
+@pytest.mark.parametrize("name", ["bootstrap", "architecture", "hyperparameters", "finetune"])
+def test_10_updated_adult_mlps(benchmark, adult_mlp, name):
+    """The other training shifts of ``multiplicity.yaml`` on Adult's MLP, at 1 torch thread.
+
+    ``finetune`` (severity 0.5, as in the config) trains each copy for half the epochs the
+    base model trained (one model at a time); the others are one batched call each.
+    """
+    splits, trainer, deployed = adult_mlp
+    params = {"severity": 0.5} if name == "finetune" else {}
+    shift = registry.get("shift", name)(n_models=N_MODELS, **params)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        updates = benchmark.pedantic(
+            lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
+        )
+    finally:
+        torch.set_num_threads(before)
+    check_updates(updates, splits, deployed)

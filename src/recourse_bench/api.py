@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, runtime_checkable
 
@@ -716,6 +716,12 @@ class Dataset(Component):
 class Trainer(Component):
     """A model plugin: ``fit(X, y, seed)`` trains and returns a :class:`Classifier`.
 
+    ``fit_many(samples, seeds)`` trains K classifiers at once, model k equal to
+    ``fit(*samples[k], seeds[k])``; the shifts that retrain K updated models call it once (or
+    :meth:`fit_each` for K variants of the trainer), so that a trainer able to train several
+    models together (the torch trainers, as one batched network) does so. The default loops
+    over ``fit``.
+
     A trainer declares what its models can do through ``classifier_type`` (the class ``fit``
     returns, None where it varies) and, by implementing them, the capabilities shifts need
     (:class:`Finetunable`, :class:`ArchitectureFamily`, :class:`Tunable`).
@@ -726,11 +732,82 @@ class Trainer(Component):
     #: ``recourse-bench list methods`` shows from it which models a method runs on, and the
     #: model kit checks that a fitted model has each declared capability.
     model_capabilities: ClassVar[frozenset[str]] = frozenset()
-    validated_entry_points = ("fit", "finetune")
+    validated_entry_points = ("fit", "fit_many", "finetune")
 
     def fit(self, X: np.ndarray, y: np.ndarray, seed: int) -> Classifier:
         """Train a classifier on model-space data with the given seed."""
         raise NotImplementedError
+
+    def fit_many(
+        self, samples: Sequence[tuple[np.ndarray, np.ndarray]], seeds: Sequence[int]
+    ) -> list[Classifier]:
+        """Train K classifiers: model k on ``samples[k] = (X_k, y_k)`` with ``seeds[k]``.
+
+        Model k must be what ``fit(X_k, y_k, seeds[k])`` returns (the same distribution; the
+        torch trainers give the same numbers up to rounding), so a shift that trains K updated
+        models calls this once and a trainer may train them together (the torch trainers
+        train them as one batched network). This default calls :meth:`fit` K times.
+
+        Parameters
+        ----------
+        samples : sequence of (X, y)
+            The K training samples in model space (they may differ in size).
+        seeds : sequence of int
+            One seed per sample.
+
+        Returns
+        -------
+        list of Classifier
+            The K classifiers, in the order of ``samples``.
+        """
+        check_many(samples, seeds)
+        return [self.fit(X, y, seed) for (X, y), seed in zip(samples, seeds, strict=True)]
+
+    def fit_each(
+        self,
+        trainers: Sequence[Trainer],
+        samples: Sequence[tuple[np.ndarray, np.ndarray]],
+        seeds: Sequence[int],
+    ) -> list[Classifier]:
+        """Model k trained by ``trainers[k]`` (variants of this trainer) on ``samples[k]``.
+
+        The shifts that retrain with other parameters (``hyperparameters``, ``architecture``)
+        ask the base trainer to train its variants. This default groups the trainers with equal
+        class and parameters and calls :meth:`fit_many` once per group; a trainer class that
+        can train models of different parameters together (the torch trainers: other learning
+        rates and epochs) overrides it. Model k is always ``trainers[k].fit(*samples[k],
+        seeds[k])``, in the order of ``trainers``.
+        """
+        check_many(samples, seeds, trainers)
+        groups: list[list[int]] = []
+        for k, trainer in enumerate(trainers):
+            for group in groups:
+                first = trainers[group[0]]
+                if type(first) is type(trainer) and same_value(
+                    sorted(first.get_params(deep=False).items()),
+                    sorted(trainer.get_params(deep=False).items()),
+                ):
+                    group.append(k)
+                    break
+            else:
+                groups.append([k])
+        models: dict[int, Classifier] = {}
+        for group in groups:
+            fitted = trainers[group[0]].fit_many(
+                [samples[k] for k in group], [seeds[k] for k in group]
+            )
+            models.update(zip(group, fitted, strict=True))
+        return [models[k] for k in range(len(trainers))]
+
+
+def check_many(
+    samples: Sequence[Any], seeds: Sequence[Any], trainers: Sequence[Any] | None = None
+) -> None:
+    """Raise :class:`ConfigError` unless there is one seed (and trainer) per sample."""
+    counts = [len(samples), len(seeds), *([] if trainers is None else [len(trainers)])]
+    if len(set(counts)) > 1:
+        what = "seeds" if trainers is None else "seeds and trainers"
+        raise ConfigError(f"fit_many needs as many {what} as samples, got {counts}")
 
 
 #: A model's capabilities that recourse methods need, and how a fitted classifier shows each.

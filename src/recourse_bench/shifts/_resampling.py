@@ -24,16 +24,21 @@ class ResamplingShift(Shift):
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
-        """K models, each trained on its own sample."""
-        models = []
-        for draw_seed in self.draw_seeds(seed, self.n_models):
+        """K models, each trained on its own sample (all K by one ``trainer.fit_many``).
+
+        The K samples are drawn first, so a sample left with a single class raises
+        :class:`NotApplicable` before any training.
+        """
+        seeds = self.draw_seeds(seed, self.n_models)
+        samples = []
+        for draw_seed in seeds:
             X, y = self.sample(splits, numpy_rng(draw_seed))
             if len(np.unique(y)) < 2:
                 raise NotApplicable(
                     f"{self.label} left a single class in a training sample; use a smaller severity"
                 )
-            models.append(trainer.fit(X, y, draw_seed))
-        return models
+            samples.append((X, y))
+        return trainer.fit_many(samples, seeds)
 
 
 def weighted_resample(

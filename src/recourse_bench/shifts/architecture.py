@@ -14,7 +14,9 @@ updated models k = 0, 1, ..., K - 1, with the seed ``s_k`` drawn by
 1. the variant ``v = variants[k mod V]`` is taken (the list is cycled, in its order);
 2. the trainer ``type(trainer)(**{**trainer.get_params(), **v})`` is built: every other
    parameter (epochs, learning rate, ...) is the base trainer's;
-3. it is fit with seed ``s_k`` on the unchanged training split.
+3. it is fit with seed ``s_k`` on the unchanged training split (all K by one
+   ``trainer.fit_each`` call: the same models as K calls of ``fit``; the torch trainers train
+   the models of one architecture as one batch).
 
 The variants of the built-in trainers:
 
@@ -124,7 +126,6 @@ class Architecture(Shift):
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K models, each an other architecture fit on the training split with its seed."""
-        return [
-            built.fit(splits.X_train, splits.y_train, draw_seed)
-            for built, draw_seed in self.trainers(trainer, seed)
-        ]
+        built = self.trainers(trainer, seed)
+        data = (splits.X_train, splits.y_train)
+        return trainer.fit_each([t for t, _ in built], [data] * len(built), [s for _, s in built])

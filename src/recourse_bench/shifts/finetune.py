@@ -14,10 +14,15 @@ rows. For each of the ``n_models`` updated models k, with the seed ``s_k`` drawn
 2. ``trainer.finetune(base_model, X_k, y_k, s_k, severity)`` trains a deep copy of the base model
    further on that resample (the base model is never modified):
 
-   - ``logreg``, ``mlp`` (torch): ``round(severity * epochs)`` more epochs of the trainer's own
-     loop at the trainer's ``lr``, ``batch_size`` and ``weight_decay``, mini-batches shuffled
-     with ``s_k``, starting from the trained weights and resuming the base model's Adam state
-     (a fresh optimiser would first move every weight by about ``lr`` whatever its gradient);
+   - ``mlp`` (and ``logreg`` with ``solver="adam"``): ``round(severity * E)`` more epochs, ``E``
+     the epochs the base model trained for (``epochs``, or fewer where it stopped early), of
+     the trainer's own loop at the trainer's ``lr``, ``batch_size`` and ``weight_decay``,
+     mini-batches shuffled with ``s_k``, starting from the trained weights and resuming the
+     base model's Adam state (a fresh optimiser would first move every weight by about ``lr``
+     whatever its gradient);
+   - ``logreg`` (Newton, the default): at most ``round(severity * max_iter)`` Newton iterations
+     on the resample, warm-started from the trained (w, b); a convex model has no training path
+     to resume, so a fine-tuned model that converges is the resample's optimum;
    - ``forest``: ``round(severity * n_estimators)`` more trees grown on the resample with
      ``warm_start`` and ``random_state=s_k``; the old trees are kept, so the new data hold a share
      ``severity / (1 + severity)`` of the vote (up to rounding);

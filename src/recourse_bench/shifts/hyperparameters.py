@@ -7,7 +7,9 @@ model is trained, as when a model is retrained after a round of re-tuning.
 What it computes. The trainer declares the numeric hyperparameters that may move in its
 ``tunable_hyperparameters`` attribute (a tuple of parameter names):
 
-- ``logreg`` and ``mlp`` (torch): ``lr``, ``epochs``;
+- ``logreg``: ``weight_decay`` (Newton's optimum depends on nothing else; with
+  ``solver="adam"``: ``lr``, ``epochs``);
+- ``mlp`` (torch): ``lr``, ``epochs``;
 - ``forest``: ``n_estimators``, ``min_samples_leaf``;
 - ``boosting``: ``learning_rate``, ``max_iter``.
 
@@ -21,7 +23,9 @@ For each of the ``n_models`` updated models k, with the seed ``s_k`` drawn by
    hyperparameter (its default is an int) is then rounded (Python's ``round``, half to even)
    and kept >= 1, a real one is kept as is;
 3. the trainer ``type(trainer)(**{**trainer.get_params(), **changes})`` is fit with seed ``s_k``
-   on the unchanged training split.
+   on the unchanged training split. The K trainers are fit by one ``trainer.fit_each`` call,
+   the same models as K calls of their ``fit`` (the torch trainers train them as one batch,
+   each with its own learning rate and epochs).
 
 Severity: ``severity`` >= 0 is the log2 half-width of the factor's range: severity 1 (the
 default) moves every hyperparameter by a factor between 1/2 and 2, severity 2 between 1/4 and 4.
@@ -110,7 +114,6 @@ class Hyperparameters(Shift):
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
         """K models fit on the training split with perturbed hyperparameters and their seeds."""
-        return [
-            built.fit(splits.X_train, splits.y_train, draw_seed)
-            for built, draw_seed in self.trainers(trainer, seed)
-        ]
+        built = self.trainers(trainer, seed)
+        data = (splits.X_train, splits.y_train)
+        return trainer.fit_each([t for t, _ in built], [data] * len(built), [s for _, s in built])

@@ -101,7 +101,5 @@ class Natural(Shift):
         """K models, each trained on the future split minus one fold."""
         X_future, y_future = require_future(self.name, splits)
         draws = self.draw_seeds(seed, self.n_models)
-        return [
-            trainer.fit(X_future[rows], y_future[rows], draw_seed)
-            for rows, draw_seed in zip(self.training_rows(y_future, seed), draws, strict=True)
-        ]
+        rows = self.training_rows(y_future, seed)
+        return trainer.fit_many([(X_future[r], y_future[r]) for r in rows], draws)

@@ -31,8 +31,10 @@ class RetrainSeed(Shift):
     def updates(
         self, splits: Splits, trainer: Trainer, base_model: Classifier, seed: int
     ) -> list[Classifier]:
-        """K models retrained on the training split with seeds derived from ``seed``."""
-        return [
-            trainer.fit(splits.X_train, splits.y_train, draw_seed)
-            for draw_seed in self.draw_seeds(seed, self.n_models)
-        ]
+        """K models retrained on the training split with seeds derived from ``seed``.
+
+        One ``trainer.fit_many`` call (model k as ``trainer.fit`` with seed ``s_k``), so that
+        a trainer that trains several models together does so.
+        """
+        seeds = self.draw_seeds(seed, self.n_models)
+        return trainer.fit_many([(splits.X_train, splits.y_train)] * len(seeds), seeds)
