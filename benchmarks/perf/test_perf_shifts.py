@@ -62,22 +62,28 @@ def adult_mlp():
     return base("adult", "mlp")
 
 
+def timed_once(benchmark, shift, cell, threads: int) -> list:
+    """The shift's updated models of ``cell``, timed in one round at ``threads`` torch threads."""
+    splits, trainer, deployed = cell
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return benchmark.pedantic(
+            lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
+        )
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_10_retrained_adult_mlps(benchmark, adult_mlp, threads):
     """Adult's default MLP retrained with 10 seeds by the shift: one batched ``fit_many``.
 
     Timed at 1 torch thread (as each harness worker runs) and at 2 (the machine's cores).
     """
-    splits, trainer, deployed = adult_mlp
+    splits, _, deployed = adult_mlp
     shift = registry.get("shift", "retrain-seed")(n_models=N_MODELS)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        updates = benchmark.pedantic(
-            lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
-        )
-    finally:
-        torch.set_num_threads(before)
+    updates = timed_once(benchmark, shift, adult_mlp, threads)
     check_updates(updates, splits, deployed)
     benchmark.extra_info["models"] = N_MODELS
     benchmark.extra_info["threads"] = threads
@@ -91,15 +97,8 @@ def test_10_updated_adult_mlps(benchmark, adult_mlp, name):
     ``finetune`` (severity 0.5, as in the config) trains each copy for half the epochs the
     base model trained (one model at a time); the others are one batched call each.
     """
-    splits, trainer, deployed = adult_mlp
+    splits, _, deployed = adult_mlp
     params = {"severity": 0.5} if name == "finetune" else {}
     shift = registry.get("shift", name)(n_models=N_MODELS, **params)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        updates = benchmark.pedantic(
-            lambda: list(shift.updates(splits, trainer, deployed, 0)), rounds=1, iterations=1
-        )
-    finally:
-        torch.set_num_threads(before)
+    updates = timed_once(benchmark, shift, adult_mlp, 1)
     check_updates(updates, splits, deployed)
