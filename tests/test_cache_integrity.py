@@ -22,7 +22,7 @@ import pytest
 from recourse_bench import load_config, run_benchmark
 from recourse_bench.harness import cache as store
 from recourse_bench.harness.cache import MAGIC, CacheEntryError
-from recourse_bench.harness.stages import memory
+from recourse_bench.harness.stages import in_cache, memoized, memory
 
 LOGGER = "recourse_bench.harness.cache"
 CALLS: list[int] = []
@@ -195,6 +195,26 @@ def test_an_entry_is_hashed_once_for_the_check_and_the_load(cached, tmp_path, mo
 
 
 # ------------------------------------------------------------------------ through the runner
+def test_an_interrupted_read_of_the_source_never_empties_a_stage_cache(tmp_path, monkeypatch):
+    """joblib reads a cached function's source under a bare ``except``: a Ctrl-C landing in
+    that read is swallowed and a stand-in returned (a hash of the code object, line -1),
+    which joblib's own check takes for changed code, emptying the function's whole cache (a
+    resumed run recomputed finished units). The stage functions skip that check: their keys
+    carry the code versions."""
+    folder = str(tmp_path / "cache")
+    CALLS.clear()
+    np.testing.assert_array_equal(memoized(folder, squares, [])(500), np.arange(500.0) ** 2)
+
+    def interrupted(func):  # what joblib.func_inspect.get_func_code returns when its read fails
+        return str(func.__code__.__hash__()), None, -1
+
+    monkeypatch.setattr(joblib.memory, "get_func_code", interrupted)
+    again = memoized(folder, squares, [])
+    assert in_cache(again, 500)
+    np.testing.assert_array_equal(again(500), np.arange(500.0) ** 2)
+    assert CALLS == [500] and is_valid(entry_file(tmp_path))
+
+
 def test_a_run_recomputes_its_damaged_entries_to_the_same_results(tmp_path, tiny_config, capfd):
     config = load_config(tiny_config)
     cache = tmp_path / "cache"

@@ -46,7 +46,7 @@ DEPENDENCIES = {
     "model:forest": TORCH_MODEL | {"models._sklearn", "models.forest"},
     "model:logreg": TORCH_MODEL | {"models._newton", "models.logreg"},
     "model:mlp": TORCH_MODEL | {"models.mlp"},
-    "model:svm": TORCH_MODEL | {"models.svm"},
+    "model:svm": TORCH_MODEL | {"models._newton", "models.svm"},
     "method:genre": TORCH_MODEL
     | {f"methods.genre{part}" for part in ("", ".layout", ".model", ".pairs", ".sample", ".train")},
     "method:growing-spheres": SEARCH | {"methods.growing_spheres"},

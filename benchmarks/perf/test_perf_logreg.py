@@ -11,20 +11,8 @@ fail.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from recourse_bench import registry
-
-N_MODELS = 10
-
-
-@pytest.fixture(scope="module")
-def adult():
-    splits = registry.get("dataset", "adult")().load(0)
-    X, y = splits.X_train.astype(np.float64), splits.y_train
-    rng = np.random.default_rng(0)
-    rows = [rng.integers(0, len(X), len(X)) for _ in range(N_MODELS)]
-    return X, y, [(X[r], y[r]) for r in rows]
 
 
 def largest_gradient(model, X, y, lam):
@@ -34,26 +22,26 @@ def largest_gradient(model, X, y, lam):
     return np.abs(gradient).max()
 
 
-def test_10_adult_logregs_batched(benchmark, adult):
-    *_, samples = adult
+def test_10_adult_logregs_batched(benchmark, adult_resamples):
+    *_, samples = adult_resamples
     trainer = registry.get("model", "logreg")()
     models = benchmark.pedantic(
-        lambda: trainer.fit_many(samples, list(range(N_MODELS))), rounds=3, iterations=1
+        lambda: trainer.fit_many(samples, list(range(len(samples)))), rounds=3, iterations=1
     )
-    assert len(models) == N_MODELS
+    assert len(models) == len(samples) == 10
     for model, (X_k, y_k) in zip(models, samples, strict=True):
         assert largest_gradient(model, X_k, y_k, trainer.weight_decay) < 1e-8
 
 
-def test_one_adult_logreg(benchmark, adult):
-    X, y, _ = adult
+def test_one_adult_logreg(benchmark, adult_resamples):
+    X, y, _ = adult_resamples
     trainer = registry.get("model", "logreg")()
     model = benchmark.pedantic(lambda: trainer.fit(X, y, 0), rounds=3, iterations=1)
     assert largest_gradient(model, X, y, trainer.weight_decay) < 1e-8
 
 
-def test_one_adult_logreg_by_adam(benchmark, adult):
-    X, y, _ = adult
+def test_one_adult_logreg_by_adam(benchmark, adult_resamples):
+    X, y, _ = adult_resamples
     trainer = registry.get("model", "logreg")(solver="adam")
     model = benchmark.pedantic(lambda: trainer.fit(X, y, 0), rounds=1, iterations=1)
     assert largest_gradient(model, X, y, trainer.weight_decay) > 1e-6  # Adam stops short

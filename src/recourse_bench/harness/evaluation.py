@@ -19,7 +19,7 @@ from ..api import EvalContext, Metric, MetricValue, NotApplicable
 from ..config import ComponentSpec
 from ..store import Failure, Row
 from .plan import Task
-from .stages import Recourse, StageKey, Stages
+from .stages import Recourse, StageKey, Stages, memoized
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def evaluate_rows(
 
 def cached_evaluation(stages: Stages):
     """:func:`evaluate_rows` through the cache folder of ``stages``, keyed by its key alone."""
-    return stages.memory.cache(evaluate_rows, ignore=["task", "stages", "metrics", "recourse"])
+    return memoized(stages.cache_dir, evaluate_rows, ["task", "stages", "metrics", "recourse"])
 
 
 def _measure(

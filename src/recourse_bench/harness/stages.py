@@ -16,6 +16,7 @@ from functools import cache
 
 import numpy as np
 from joblib import Memory
+from joblib.memory import MemorizedFunc
 
 from ..api import (
     Classifier,
@@ -89,16 +90,31 @@ def memory(cache_dir: str) -> Memory:
     return Memory(cache_dir, backend=BACKEND, verbose=0)
 
 
-def in_cache(memorized, *args) -> bool:
-    """Whether the result of a cached function for ``args`` is in its cache folder.
+class StageFunc(MemorizedFunc):
+    """joblib's memoised function, without joblib's check of the function's source code.
 
-    joblib keeps a record of each function's code in the folder (``func_code.py``), but writes
-    it only from a process that has not seen the function before: a folder filled by a process
-    that had used another folder first has none. The first question about such a function then
-    only writes the record and answers no, even for a result that is there, so the question is
-    asked twice (the second answer is the right one; our keys carry the code versions anyway).
+    joblib keeps a copy of each cached function's source in the cache folder and, when the
+    source it reads differs, empties the function's whole cache. Our keys carry the code
+    versions of everything an entry was computed with (:meth:`Stages.key`,
+    :class:`~recourse_bench.harness.evaluation.EvaluationKey`), so the check adds nothing, and
+    it is not safe to interrupt: joblib reads the source under a bare ``except``, so a Ctrl-C
+    that lands during the read is swallowed, the function taken for changed and every finished
+    entry of the stage deleted (a resumed run then recomputed units that had finished).
     """
-    return bool(memorized.check_call_in_cache(*args) or memorized.check_call_in_cache(*args))
+
+    def _check_previous_func_code(self, stacklevel: int = 2) -> bool:
+        return True
+
+
+def memoized(cache_dir: str, func, ignore: list[str]) -> StageFunc:
+    """``func`` cached in ``cache_dir`` on the checked store, ``ignore`` left out of its key."""
+    store = memory(cache_dir).store_backend
+    return StageFunc(func, location=store, backend=BACKEND, ignore=ignore, verbose=0)
+
+
+def in_cache(memorized: StageFunc, *args) -> bool:
+    """Whether the result of a cached function for ``args`` is in its cache folder (and valid)."""
+    return bool(memorized.check_call_in_cache(*args))
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ class Stages:
         return memory(self.cache_dir)
 
     def _memo(self, func):
-        return self.memory.cache(func, ignore=["stages"])
+        return memoized(self.cache_dir, func, ["stages"])
 
     def key(self, seed: int, *specs: ComponentSpec) -> StageKey:
         """The cache key of the stage computed from ``specs`` for ``seed``.

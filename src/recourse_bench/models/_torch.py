@@ -679,23 +679,14 @@ class TorchTrainer(Trainer):
         ``fit_many``). The models come back in the order of ``trainers``.
         """
         check_many(samples, seeds, trainers)
-        engine = [k for k, t in enumerate(trainers) if _uses_engine(t)]
-        others = [k for k in range(len(trainers)) if k not in set(engine)]
-        models: dict[int, Any] = {}
-        for group in _groups([trainers[k] for k in engine], self._architecture):
-            ks = [engine[g] for g in group]
-            fitted = _fit_torch(
-                [trainers[k] for k in ks], [samples[k] for k in ks], [seeds[k] for k in ks]
-            )
-            models.update(zip(ks, fitted, strict=True))
-        if others:
-            fitted = super().fit_each(
-                [trainers[k] for k in others],
-                [samples[k] for k in others],
-                [seeds[k] for k in others],
-            )
-            models.update(zip(others, fitted, strict=True))
-        return [models[k] for k in range(len(trainers))]
+
+        def batch(ks: list[int]) -> list[TorchClassifier]:
+            return _fit_torch(*pick(ks, trainers, samples, seeds))
+
+        def rest(ks: list[int]) -> list[Any]:
+            return super(TorchTrainer, self).fit_each(*pick(ks, trainers, samples, seeds))
+
+        return fit_in_groups(trainers, _uses_engine, self._architecture, batch, rest)
 
     @classmethod
     def _architecture(cls, trainer: Trainer) -> tuple[Any, ...]:
@@ -761,6 +752,46 @@ def _uses_engine(trainer: Trainer) -> bool:
         and cls.fit is TorchTrainer.fit
         and cls.fit_many is TorchTrainer.fit_many
     )
+
+
+def pick(ks: Sequence[int], *columns: Sequence[Any]) -> tuple[list[Any], ...]:
+    """The entries ``ks`` of each of ``columns`` (trainers, samples, seeds...)."""
+    return tuple([column[k] for k in ks] for column in columns)
+
+
+def all_but(name: str) -> Callable[[Trainer], tuple[Any, ...]]:
+    """A grouping key: the trainer's class and every parameter but ``name``."""
+
+    def key(trainer: Trainer) -> tuple[Any, ...]:
+        params = sorted(trainer.get_params(deep=False).items())
+        return (type(trainer), *((k, v) for k, v in params if k != name))
+
+    return key
+
+
+def fit_in_groups(
+    trainers: Sequence[Trainer],
+    batchable: Callable[[Trainer], bool],
+    key: Callable[[Trainer], tuple[Any, ...]],
+    batch: Callable[[list[int]], list[Any]],
+    rest: Callable[[list[int]], list[Any]],
+) -> list[Any]:
+    """Model k of ``trainers[k]``, in their order, trained in as few calls as possible.
+
+    The ``batchable`` trainers are grouped by equal ``key`` (its first entry, a class,
+    compared by identity, the rest by :func:`same_value`) and each group is trained by one
+    call ``batch(indices)``; the other trainers by one call ``rest(indices)``. Both return the
+    models of ``indices`` in that order.
+    """
+    chosen = [k for k, t in enumerate(trainers) if batchable(t)]
+    others = [k for k in range(len(trainers)) if k not in set(chosen)]
+    models: dict[int, Any] = {}
+    for group in _groups([trainers[k] for k in chosen], key):
+        ks = [chosen[g] for g in group]
+        models.update(zip(ks, batch(ks), strict=True))
+    if others:
+        models.update(zip(others, rest(others), strict=True))
+    return [models[k] for k in range(len(trainers))]
 
 
 def _groups(

@@ -49,10 +49,18 @@ from typing import Any, ClassVar, cast
 import numpy as np
 from torch import nn
 
-from ..api import ConfigError, Interval, Options, Trainer, check_many, same_value
+from ..api import ConfigError, Interval, Options, Trainer, check_many
 from ..registry import register
 from ._newton import fit_logistic
-from ._torch import Schedule, TorchClassifier, TorchTrainer, linear_classifier
+from ._torch import (
+    Schedule,
+    TorchClassifier,
+    TorchTrainer,
+    all_but,
+    fit_in_groups,
+    linear_classifier,
+    pick,
+)
 
 SOLVERS = ("newton", "adam")
 
@@ -163,31 +171,19 @@ class LogReg(TorchTrainer):
         trainer goes to :meth:`TorchTrainer.fit_each`.
         """
         check_many(samples, seeds, trainers)
-        groups: list[list[int]] = []
-        rest: list[int] = []
-        for k, trainer in enumerate(trainers):
-            if not (type(trainer) is LogReg and trainer.solver == "newton"):
-                rest.append(k)
-                continue
-            trainer.validate_params()
-            for group in groups:
-                if _same_but_weight_decay(trainers[group[0]], trainer):
-                    group.append(k)
-                    break
-            else:
-                groups.append([k])
-        models: dict[int, Any] = {}
-        for group in groups:
-            first = cast(LogReg, trainers[group[0]])
-            penalties = [float(cast(LogReg, trainers[k]).weight_decay) for k in group]
-            fitted = first.newton([samples[k] for k in group], None, int(first.max_iter), penalties)
-            models.update(zip(group, fitted, strict=True))
-        if rest:
-            fitted = super().fit_each(
-                [trainers[k] for k in rest], [samples[k] for k in rest], [seeds[k] for k in rest]
-            )
-            models.update(zip(rest, fitted, strict=True))
-        return [models[k] for k in range(len(trainers))]
+
+        def batch(ks: list[int]) -> list[TorchClassifier]:
+            group = [cast(LogReg, trainers[k]) for k in ks]
+            for trainer in group:
+                trainer.validate_params()
+            penalties = [float(trainer.weight_decay) for trainer in group]
+            first = group[0]
+            return first.newton(pick(ks, samples)[0], None, int(first.max_iter), penalties)
+
+        def rest(ks: list[int]) -> list[Any]:
+            return super(LogReg, self).fit_each(*pick(ks, trainers, samples, seeds))
+
+        return fit_in_groups(trainers, _is_newton, all_but("weight_decay"), batch, rest)
 
     def finetune(
         self, classifier: TorchClassifier, X: np.ndarray, y: np.ndarray, seed: int, severity: float
@@ -236,10 +232,5 @@ class LogReg(TorchTrainer):
         ]
 
 
-def _same_but_weight_decay(first: Trainer, other: Trainer) -> bool:
-    """Whether the two trainers' parameters agree on everything but ``weight_decay``."""
-    mine, theirs = (
-        sorted((k, v) for k, v in t.get_params(deep=False).items() if k != "weight_decay")
-        for t in (first, other)
-    )
-    return same_value(mine, theirs)
+def _is_newton(trainer: Trainer) -> bool:
+    return type(trainer) is LogReg and trainer.solver == "newton"
