@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .data import ReportData, as_report_data, bootstrap_interval, summarise_seeds
+from .ranks import Ranking
 from .style import (
     MISSING_COLOR,
     ONE_COLUMN,
@@ -570,6 +571,82 @@ def _draw_heat_panel(ax: Axes, matrix: pd.DataFrame, cmap: Any, fontsize: float)
     ax.set_ylabel("")
 
 
+# -- critical-difference diagram ------------------------------------------------------------------
+
+
+def critical_difference_diagram(ranking: Ranking, styles: MethodStyles) -> Figure:
+    """Demšar's diagram of a :class:`~recourse_bench.reports.ranks.Ranking`.
+
+    The methods stand on the average-rank axis (rank 1, the best, on the left), the better half
+    labelled on the left and the rest on the right, each in its colour; a thick bar joins each
+    maximal run of methods whose average ranks differ by less than Nemenyi's critical
+    difference (drawn above the axis): those are not significantly different.
+    """
+    names = list(ranking.mean_ranks.index)
+    ranks = ranking.mean_ranks.to_numpy(dtype=float)
+    k = len(names)
+    cliques = ranking.cliques()
+    left = (k + 1) // 2
+    step, gap = 0.22, 0.14
+    bars_depth = gap * (len(cliques) + 1)
+    depth = bars_depth + step * max(left, k - left)
+    with paper_style():
+        width = ONE_COLUMN if k <= 10 else TWO_COLUMN
+        fig, ax = plt.subplots(figsize=(width, 0.55 + depth))
+        ax.set_xlim(0.5 - 0.35 * k, k + 0.5 + 0.35 * k)
+        ax.set_ylim(-depth - 0.05, 0.45)
+        ax.axis("off")
+        ax.plot([1, k], [0, 0], color="black", linewidth=0.8)
+        for tick in range(1, k + 1):
+            ax.plot([tick, tick], [0, 0.05], color="black", linewidth=0.8)
+            ax.text(tick, 0.08, str(tick), ha="center", va="bottom", fontsize=SMALL_FONT_SIZE)
+        cd = ranking.critical_difference
+        if math.isfinite(cd):
+            ax.plot([1, 1 + cd], [0.32, 0.32], color="black", linewidth=1.0)
+            for x in (1, 1 + cd):
+                ax.plot([x, x], [0.29, 0.35], color="black", linewidth=1.0)
+            ax.text(
+                1 + cd / 2,
+                0.36,
+                f"CD = {cd:.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=SMALL_FONT_SIZE,
+            )
+        for j, clique in enumerate(cliques):
+            lo, hi = ranking.mean_ranks[clique[0]], ranking.mean_ranks[clique[-1]]
+            y = -gap * (j + 1)
+            ax.plot(
+                [lo - 0.03, hi + 0.03], [y, y], color="black", linewidth=2.2, solid_capstyle="round"
+            )
+        for i, (name, rank) in enumerate(zip(names, ranks, strict=True)):
+            on_left = i < left
+            row = i if on_left else k - 1 - i
+            y = -bars_depth - step * row
+            edge = 0.5 - 0.05 * k if on_left else k + 0.5 + 0.05 * k
+            color = styles.color(name)
+            ax.plot([rank, rank, edge], [0, y, y], color=color, linewidth=0.9)
+            label = (
+                f"{wrap_label(name, 30)} ({rank:.2f})"
+                if on_left
+                else f"({rank:.2f}) {wrap_label(name, 30)}"
+            )
+            ax.text(
+                edge + (-0.05 if on_left else 0.05),
+                y,
+                label,
+                color=color,
+                ha="right" if on_left else "left",
+                va="center",
+                fontsize=SMALL_FONT_SIZE,
+            )
+        ax.set_title(
+            f"{ranking.metric}: average rank over {ranking.n_cells} cell(s)",
+            fontsize=SMALL_FONT_SIZE,
+        )
+    return fig
+
+
 # -- the registry, saving -------------------------------------------------------------------------
 
 
@@ -651,4 +728,19 @@ def write_figures(
         if fig is not None:
             written[name] = save_figure(fig, out_dir, name, formats)
             plt.close(fig)
+    return written
+
+
+def write_cd_diagrams(
+    found: dict[str, Ranking],
+    styles: MethodStyles,
+    out_dir: str | Path,
+    formats: Sequence[str] = ("pdf", "png"),
+) -> dict[str, list[Path]]:
+    """Save the critical-difference diagram of every ranking as ``cd-<metric>``; close each."""
+    written = {}
+    for metric, ranking in found.items():
+        fig = critical_difference_diagram(ranking, styles)
+        written[metric] = save_figure(fig, out_dir, f"cd-{metric}", formats)
+        plt.close(fig)
     return written

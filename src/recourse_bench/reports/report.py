@@ -10,7 +10,12 @@
     tables/main.tex|md       the config's ``table:`` metrics side by side per dataset, methods
                              as rows (the layout of a paper's main table; only with ``table:``)
     figures/<name>.pdf|png   the four figures (``pdf``, ``png``)
+    figures/cd-<metric>.pdf|png  critical-difference diagram of the methods' average ranks
     stats/paired-tests.csv   Wilcoxon signed-rank tests between methods, Holm-corrected
+    stats/ranks.csv          average rank of every method per metric over the cells, with the
+                             Friedman test and Nemenyi's critical difference (reports.ranks)
+    stats/nemenyi.csv        Nemenyi's p-value of every pair of methods per metric
+    tables/compatibility.csv which method ran on which dataset and model, or why not (and .md)
 
 Rows that are not ``ok`` (skipped, error, timeout) are never dropped silently: ``index.md``
 counts them per method and reason, and the tables mark the cells they affect.
@@ -36,13 +41,18 @@ from .latex import (
     to_latex,
     to_markdown_table,
 )
+from .ranks import ALPHA as RANK_ALPHA
+from .ranks import Ranking, pairwise_table, rankings, ranks_table
 from .stats import paired_tests
-from .tables import markdown_report, to_markdown
+from .tables import compatibility_matrix, markdown_report, to_markdown
 
 FORMATS = ("md", "tex", "pdf", "png")
 INDEX_FILE = "index.md"
 REPORT_FILE = "report.md"
 STATS_FILE = "paired-tests.csv"
+RANKS_FILE = "ranks.csv"
+NEMENYI_FILE = "nemenyi.csv"
+COMPATIBILITY = "compatibility"
 REPORT_ENTRIES = (INDEX_FILE, REPORT_FILE, "tables", "figures", "stats")
 """What a report consists of in its folder: replaced together, never piecemeal."""
 ALPHA = 0.05
@@ -160,7 +170,7 @@ def _write_files(
     duplicates: int,
 ) -> None:
     """Write every report file into ``out`` (a fresh staging folder)."""
-    from .figures import FIGURES, write_figures  # matplotlib is imported only for a report
+    from .figures import FIGURES, write_cd_diagrams, write_figures  # matplotlib: only here
 
     (out / REPORT_FILE).write_text(markdown_report(data), encoding="utf-8")
     tables = paper_tables(data)
@@ -180,7 +190,20 @@ def _write_files(
     captions = {name: spec.caption for name, spec in FIGURES.items()}
     tests = paired_tests(data.results, alpha=ALPHA, directions=data.higher_is_better)
     _write(out / "stats" / STATS_FILE, tests.to_csv(index=False))
+    found = rankings(data)
+    _write(out / "stats" / RANKS_FILE, ranks_table(found).to_csv(index=False))
+    _write(out / "stats" / NEMENYI_FILE, pairwise_table(found).to_csv(index=False))
+    diagrams = (
+        write_cd_diagrams(found, data.styles, out / "figures", image_formats)
+        if image_formats
+        else {}
+    )
+    compatibility = compatibility_matrix(data.results)
+    _write(out / "tables" / f"{COMPATIBILITY}.csv", compatibility.to_csv(index=False))
+    if "md" in formats:
+        _write(out / "tables" / f"{COMPATIBILITY}.md", to_markdown(compatibility))
     index = _index(data, tables, figures, captions, tests, out, sources, duplicates)
+    index += _ranks_section(data, found, diagrams, out) + _compatibility_section(compatibility)
     title, rest = index.split("\n", 1)
     _write(out / INDEX_FILE, f"{title}\n{_main_section(main, why_not)}{rest}")
 
@@ -303,3 +326,58 @@ def _stats_section(tests: pd.DataFrame) -> str:
     shown["p_holm"] = shown["p_holm"].map(lambda v: f"{v:.2g}")
     text.append(to_markdown(shown))
     return "\n".join(text)
+
+
+def _ranks_section(
+    data: ReportData, found: dict[str, Ranking], diagrams: dict[str, list[Path]], out: Path
+) -> str:
+    text = [
+        "\n## Rankings\n",
+        "Per metric, the methods ranked in every cell (dataset x model, x shift for metrics "
+        "measured per shift) by their mean over seeds (1 is best), the Friedman test over the "
+        f"cells and Nemenyi's critical difference at alpha = {RANK_ALPHA} (Demšar 2006): two "
+        "methods whose average ranks differ by less than the CD are not significantly "
+        "different (joined by a bar in the diagram). The tests need every method in every "
+        "cell, so cells where one lacks a value are left out, and named here. All ranks are in "
+        f"[stats/{RANKS_FILE}](stats/{RANKS_FILE}), every pair's p-value in "
+        f"[stats/{NEMENYI_FILE}](stats/{NEMENYI_FILE}).\n",
+    ]
+    if not found:
+        text.append("No metric could be ranked (fewer than two methods with a value).\n")
+    for metric, ranking in found.items():
+        test = (
+            f"Friedman chi2 = {ranking.statistic:.3g}, p = {ranking.p_value:.2g}"
+            if ranking.n_methods >= 3 and ranking.n_cells >= 2
+            else "no Friedman test (it needs three methods and two cells)"
+        )
+        lines = [
+            f"### {metric} ({data.info(metric).direction})\n",
+            f"{ranking.n_methods} methods over {ranking.n_cells} of {ranking.cells_total} "
+            f"cell(s); {test}; CD = {ranking.critical_difference:.3g}.\n",
+        ]
+        paths = diagrams.get(metric, [])
+        if paths:
+            links = ", ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in paths)
+            lines.append(f"Critical-difference diagram ({links})\n")
+            png = next((p for p in paths if p.suffix == ".png"), None)
+            if png is not None:
+                lines.append(f"![cd-{metric}]({png.relative_to(out).as_posix()})\n")
+        ranks = ranking.mean_ranks.rename("mean rank").reset_index()
+        ranks.columns = ["method", "mean rank"]
+        ranks["mean rank"] = ranks["mean rank"].map(lambda v: f"{v:.2f}")
+        lines.append(to_markdown(ranks))
+        if ranking.methods_left_out:
+            lines.append("Methods left out: " + "; ".join(ranking.methods_left_out) + ".\n")
+        if ranking.incomplete_cells:
+            lines.append("Cells left out: " + "; ".join(ranking.incomplete_cells) + ".\n")
+        text.append("\n".join(lines))
+    return "\n".join(text)
+
+
+def _compatibility_section(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ""
+    return (
+        "\n## Compatibility\n\nWhich method ran on which dataset and model, and the reason "
+        f"where it did not (also in tables/{COMPATIBILITY}.csv):\n\n" + to_markdown(table)
+    )

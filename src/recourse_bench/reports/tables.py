@@ -97,6 +97,43 @@ def _infeasible(results: pd.DataFrame) -> dict[tuple, str]:
     }
 
 
+def compatibility_matrix(results: pd.DataFrame) -> pd.DataFrame:
+    """Which method ran on which dataset and model, and why not where it did not.
+
+    One row per method, one column per "dataset / model"; a cell is ``ran`` where every row of
+    the method there is ``ok``, ``ran (N rows error)`` (or timeout) where some failed, and
+    ``skipped: reason`` (or ``error: reason``) where none is ``ok``, the first reason shortened.
+    Methods not run on a dataset and model at all (absent from the results) show ``-``.
+    """
+    if results.empty:
+        return pd.DataFrame()
+    frame = results.assign(where=results["dataset_label"] + " / " + results["model_label"])
+    columns = list(dict.fromkeys(frame["where"]))
+    cells = {}
+    for (method, where), group in frame.groupby(["method_label", "where"], sort=False):
+        cells[(method, where)] = _compatibility(group)
+    methods = list(dict.fromkeys(frame["method_label"]))
+    table = pd.DataFrame(
+        [[cells.get((m, w), "-") for w in columns] for m in methods], columns=columns
+    )
+    table.insert(0, "method", methods)
+    return table
+
+
+def _compatibility(group: pd.DataFrame) -> str:
+    status = group["status"]
+    bad = group[status != "ok"]
+    if bad.empty:
+        return "ran"
+    if (status == "ok").any():
+        counts = bad["status"].value_counts()
+        return "ran (" + ", ".join(f"{n} rows {s}" for s, n in counts.items()) + ")"
+    first = bad.iloc[0]
+    reason = " ".join(str(first["reason"] or "").split())
+    reason = reason if len(reason) <= 120 else reason[:117] + "..."
+    return f"{first['status']}: {reason}" if reason else str(first["status"])
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """Render a table as GitHub-flavoured Markdown (no extra dependency)."""
     header = [str(c) for c in table.columns]
