@@ -152,6 +152,11 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
     assert (frame["status"] == "ok").all()
     validity = frame[frame["metric"] == "validity"]["value"]
     assert np.all(validity >= 0.9)
+    from recourse_bench.reports.report import write_report
+
+    write_report(frame, tmp_path / "q")  # the report folder has the page, the ranks and a CD
+    for name in ("index.html", "stats/ranks.csv", "figures/cd-invalidation-rate.pdf"):
+        assert (tmp_path / "q" / name).stat().st_size > 0
 
 
 def test_config_data_dir_finds_the_files(tmp_path, tiny_config, monkeypatch):

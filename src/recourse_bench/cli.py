@@ -283,6 +283,7 @@ def _run(args: argparse.Namespace) -> int:
             timings=result.metadata.get("recourse_timings"),
             metrics=result.metadata.get("metrics"),
             table=config.table,
+            provenance=[result.metadata],
         )
         index = write_report(data, out, formats=formats)
         print(terminal_summary(data))
@@ -396,7 +397,9 @@ def _report(args: argparse.Namespace) -> int:
     timings = [t for m in metadata for t in m.get("recourse_timings") or []]
     metrics = {name: record for m in metadata for name, record in (m.get("metrics") or {}).items()}
     table = list(dict.fromkeys(name for m in metadata for name in _table_of(m)))
-    data = ReportData.build(results, title=title, timings=timings, metrics=metrics, table=table)
+    data = ReportData.build(
+        results, title=title, timings=timings, metrics=metrics, table=table, provenance=metadata
+    )
     if replaced:
         print(
             f"recourse-bench: {replaced} measurement(s) appear in more than one results file; "

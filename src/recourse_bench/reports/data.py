@@ -148,6 +148,7 @@ class ReportData:
     title: str = "recourse-bench"
     timings: list[dict[str, Any]] = field(default_factory=list)
     table: tuple[str, ...] = ()
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -159,6 +160,7 @@ class ReportData:
         metrics: Mapping[str, Mapping[str, Any]] | None = None,
         styles: MethodStyles | None = None,
         table: Sequence[str] = (),
+        provenance: Sequence[Mapping[str, Any]] = (),
     ) -> ReportData:
         """Aggregate ``results`` once.
 
@@ -177,6 +179,9 @@ class ReportData:
         table : sequence of str
             The metrics of the main table (the config's ``table``), side by side per dataset;
             empty: no main table.
+        provenance : sequence of mapping
+            The run metadata of each run shown (config, versions, git revision, machine,
+            times), for the page's provenance section.
         """
         per_seed = per_seed_values(results)
         return cls(
@@ -188,6 +193,7 @@ class ReportData:
             title=title,
             timings=list(timings or []),
             table=tuple(table),
+            provenance=[dict(record) for record in provenance],
         )
 
     def info(self, metric: str) -> MetricInfo:

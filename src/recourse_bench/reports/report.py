@@ -3,6 +3,8 @@
 :func:`write_report` turns a results frame (one run, or several merged with
 :func:`recourse_bench.store.merge_results`) into a folder::
 
+    index.html               the whole report as one static page (sortable, filterable tables,
+                             every figure, rankings, tests, provenance; reports.html)
     index.md                 every table and figure below, one sentence each, and the row counts
     report.md                the invalidation table (and the time table) for the terminal
     tables/<metric>.tex      booktabs tables, methods as rows (``tex``)
@@ -32,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from .data import ReportData, as_report_data
+from .html import Page, write_html
 from .latex import (
     MAIN_TABLE,
     PaperTable,
@@ -48,12 +51,13 @@ from .tables import compatibility_matrix, markdown_report, to_markdown
 
 FORMATS = ("md", "tex", "pdf", "png")
 INDEX_FILE = "index.md"
+PAGE_FILE = "index.html"
 REPORT_FILE = "report.md"
 STATS_FILE = "paired-tests.csv"
 RANKS_FILE = "ranks.csv"
 NEMENYI_FILE = "nemenyi.csv"
 COMPATIBILITY = "compatibility"
-REPORT_ENTRIES = (INDEX_FILE, REPORT_FILE, "tables", "figures", "stats")
+REPORT_ENTRIES = (PAGE_FILE, INDEX_FILE, REPORT_FILE, "tables", "figures", "stats")
 """What a report consists of in its folder: replaced together, never piecemeal."""
 ALPHA = 0.05
 SHOWN_TEST_COLUMNS = [
@@ -204,6 +208,11 @@ def _write_files(
         _write(out / "tables" / f"{COMPATIBILITY}.md", to_markdown(compatibility))
     index = _index(data, tables, figures, captions, tests, out, sources, duplicates)
     index += _ranks_section(data, found, diagrams, out) + _compatibility_section(compatibility)
+    page = Page(
+        data, figures, captions, found, diagrams, tests, compatibility,
+        status_counts(data.results), sources, data.provenance,
+    )  # fmt: skip
+    write_html(page, out, PAGE_FILE)
     title, rest = index.split("\n", 1)
     _write(out / INDEX_FILE, f"{title}\n{_main_section(main, why_not)}{rest}")
 
