@@ -315,16 +315,10 @@ def _rankings(page: Page, out: Path) -> str:
         "are not significantly different. Cells and methods left out are named.</p>"
     ]
     for metric, ranking in page.rankings.items():
-        test = (
-            f"Friedman chi2 = {ranking.statistic:.3g}, p = {ranking.p_value:.2g}"
-            if math.isfinite(ranking.statistic)
-            else "no Friedman test (it needs three methods and two cells)"
-        )
         ranks = ranking.mean_ranks.rename("mean rank").rename_axis("method").reset_index()
         parts.append(
-            f"<h3>{_e(metric)} ({_e(page.data.info(metric).direction)})</h3><p>"
-            f"{ranking.n_methods} methods over {ranking.n_cells} of {ranking.cells_total} "
-            f"cell(s); {_e(test)}; CD = {ranking.critical_difference:.3g}.</p>"
+            f"<h3>{_e(metric)} ({_e(page.data.info(metric).direction)})</h3>"
+            f"<p>{_e(ranking.sentence())}</p>"
         )
         png = _png(page.diagrams.get(metric, ()))
         if png is not None:

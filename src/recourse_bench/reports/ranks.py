@@ -91,6 +91,18 @@ class Ranking:
         """Methods ranked."""
         return self.ranks.shape[1]
 
+    def sentence(self) -> str:
+        """What was ranked and tested, in one sentence (for the index and the page)."""
+        test = (
+            f"Friedman chi2 = {self.statistic:.3g}, p = {self.p_value:.2g}"
+            if math.isfinite(self.statistic)
+            else "no Friedman test (it needs three methods and two cells)"
+        )
+        return (
+            f"{self.n_methods} methods over {self.n_cells} of {self.cells_total} cell(s); "
+            f"{test}; CD = {self.critical_difference:.3g}."
+        )
+
     def cliques(self) -> list[list[str]]:
         """Maximal runs of methods (by average rank) whose ranks differ by less than the CD."""
         if not math.isfinite(self.critical_difference):

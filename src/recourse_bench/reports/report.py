@@ -354,16 +354,7 @@ def _ranks_section(
     if not found:
         text.append("No metric could be ranked (fewer than two methods with a value).\n")
     for metric, ranking in found.items():
-        test = (
-            f"Friedman chi2 = {ranking.statistic:.3g}, p = {ranking.p_value:.2g}"
-            if ranking.n_methods >= 3 and ranking.n_cells >= 2
-            else "no Friedman test (it needs three methods and two cells)"
-        )
-        lines = [
-            f"### {metric} ({data.info(metric).direction})\n",
-            f"{ranking.n_methods} methods over {ranking.n_cells} of {ranking.cells_total} "
-            f"cell(s); {test}; CD = {ranking.critical_difference:.3g}.\n",
-        ]
+        lines = [f"### {metric} ({data.info(metric).direction})\n", f"{ranking.sentence()}\n"]
         paths = diagrams.get(metric, [])
         if paths:
             links = ", ".join(f"[{p.suffix[1:]}]({p.relative_to(out).as_posix()})" for p in paths)
