@@ -14,6 +14,7 @@ from recourse_bench.reports.figures import critical_difference_diagram
 from recourse_bench.reports.ranks import (
     critical_difference,
     nemenyi,
+    pairwise_table,
     rank_methods,
     rankings,
     ranks_table,
@@ -156,3 +157,29 @@ def test_compatibility_counts_failed_rows_of_a_cell_that_also_ran():
 def test_every_rankable_metric_is_ranked():
     data = ReportData.build(pd.concat([frame_of(COSTS), frame_of(COSTS, "validity")]))
     assert set(rankings(data)) == {"cost-l1", "validity"}
+
+
+def test_methods_left_out_do_not_take_the_complete_methods_along():
+    """Cells where only left-out methods ran do not count against the methods kept."""
+    values = {f"c{i}": {"A": 1.0 + i, "B": 2.0, "C": 3.0, "D": 4.0 - i} for i in range(3)}
+    values |= {"x1": {"X": 1.0}, "x2": {"X": 2.0}, "y1": {"Y": 1.0}, "y2": {"Y": 2.0}}
+    ranking = rank_methods(ReportData.build(frame_of(values)), "cost-l1")
+    assert sorted(ranking.mean_ranks.index) == ["A", "B", "C", "D"] and ranking.n_cells == 3
+    assert ranking.methods_left_out == ["X (ran in 2 of 7 cells)", "Y (ran in 2 of 7 cells)"]
+    assert sorted(ranking.incomplete_cells) == [
+        f"{cell} / mlp (only methods left out ran)" for cell in ("x1", "x2", "y1", "y2")
+    ]
+
+
+def test_no_pair_is_called_better_without_a_friedman_rejection():
+    """Two methods: no Friedman test here, so Nemenyi's small p-value names no winner."""
+    values = {f"d{i}": {"a": 1.0, "b": 2.0} for i in range(10)}
+    ranking = rank_methods(ReportData.build(frame_of(values)), "cost-l1")
+    assert math.isnan(ranking.p_value) and ranking.pairwise.loc["a", "b"] < 0.01
+    (pair,) = pairwise_table({"cost-l1": ranking}).itertuples(index=False)
+    assert pair.better == "" and pair.p_nemenyi < 0.01
+    three = {f"d{i}": {"a": 1.0, "b": 2.0, "c": 3.0} for i in range(10)}
+    ranking = rank_methods(ReportData.build(frame_of(three)), "cost-l1")
+    table = pairwise_table({"cost-l1": ranking}).set_index(["method_a", "method_b"])
+    assert ranking.p_value < 0.05 and table.loc[("a", "c"), "better"] == "a"
+    assert "no difference" not in ranking.sentence()

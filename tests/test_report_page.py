@@ -135,3 +135,20 @@ def test_the_page_sorts_and_filters_in_chromium_with_no_error_and_no_request(
         "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth]);"
     )
     assert images and all(width > 0 for _, width in images), images  # every figure loaded
+
+
+def test_labels_are_escaped_and_infinite_values_sort_as_numbers():
+    from recourse_bench.reports.html import _cell, _sort_key
+
+    assert _sort_key(float("inf")) == "Infinity" and _sort_key(-float("inf")) == "-Infinity"
+    assert _sort_key(0.25) == "0.25"
+    assert _cell(float("nan")) == "<td></td>" and _cell(None) == "<td></td>"
+    assert _cell('<b>"x"</b>') == "<td>&lt;b&gt;&quot;x&quot;&lt;/b&gt;</td>"
+
+
+def test_a_hostile_method_label_is_text_on_the_page(tmp_path):
+    label = '<img src=x onerror="alert(1)">'
+    frame = make_results({}, methods=("wachter", label), seeds=2, draws=1)
+    write_report(frame, tmp_path, formats=["png"])
+    text = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert label not in text and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -170,7 +171,14 @@ def _e(value: Any) -> str:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
+
+
+def _sort_key(value: float) -> str:
+    """A number as JavaScript's ``Number()`` reads it (``inf`` is ``Infinity`` there)."""
+    if math.isfinite(value):
+        return repr(float(value))
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def _cell(value: Any) -> str:
@@ -180,7 +188,7 @@ def _cell(value: Any) -> str:
         return f"<td>{value}</td>"
     if isinstance(value, int | float):
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        return f'<td class="num" data-sort="{value!r}">{shown}</td>'
+        return f'<td class="num" data-sort="{_sort_key(value)}">{shown}</td>'
     return f"<td>{_e(value)}</td>"
 
 
@@ -197,13 +205,18 @@ def _table(frame: pd.DataFrame, key: str, note: str = "") -> str:
     )
     prefix = f'<p class="note">{_e(note)}</p>' if note else ""
     return (
-        f'{prefix}<div class="wide"><table class="sortable" id="table-{key}">'
+        f'{prefix}<div class="wide"><table class="sortable" id="table-{_e(key)}">'
         f"<thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table></div>"
     )
 
 
+def _address(path: Path, out: Path) -> str:
+    """``path`` relative to the page, URL-quoted and HTML-escaped for an attribute."""
+    return _e(quote(path.relative_to(out).as_posix()))
+
+
 def _image(path: Path, out: Path, alt: str) -> str:
-    return f'<img src="{_e(path.relative_to(out).as_posix())}" alt="{_e(alt)}">'
+    return f'<img src="{_address(path, out)}" alt="{_e(alt)}">'
 
 
 def _png(paths: Sequence[Path]) -> Path | None:
@@ -256,7 +269,7 @@ def _heat(data: ReportData) -> str:
                 continue
             shade = round(255 - 175 * min(max(float(value), 0.0), 1.0))
             cells.append(
-                f'<td class="num" data-sort="{float(value)!r}" '
+                f'<td class="num" data-sort="{_sort_key(float(value))}" '
                 f'style="background:rgb(255,{shade},{shade})">{float(value):.3f}</td>'
             )
         rows.append(f"<tr><td>{_e(method)}</td>{''.join(cells)}</tr>")
@@ -294,9 +307,7 @@ def _figures(page: Page, out: Path) -> str:
     parts = []
     for name, paths in page.figures.items():
         png = _png(paths)
-        links = ", ".join(
-            f'<a href="{_e(p.relative_to(out).as_posix())}">{p.suffix[1:]}</a>' for p in paths
-        )
+        links = ", ".join(f'<a href="{_address(p, out)}">{p.suffix[1:]}</a>' for p in paths)
         shown = _image(png, out, name) if png is not None else ""
         parts.append(
             f"<figure id='figure-{_e(name)}'><h3>{_e(name)}</h3>{shown}<figcaption>"
@@ -312,7 +323,9 @@ def _rankings(page: Page, out: Path) -> str:
         "<p class='note'>Methods ranked in every cell (dataset x model, x shift where measured "
         "per shift) by their mean over seeds, 1 best; the Friedman test over the cells and "
         "Nemenyi's critical difference (CD, alpha 0.05): methods joined by a bar in a diagram "
-        "are not significantly different. Cells and methods left out are named.</p>"
+        "are not significantly different. Cells and methods left out are named. The shifts of "
+        "one dataset and model share its data, so such cells are not independent blocks: read "
+        "the p-values and the CD as a guide.</p>"
     ]
     for metric, ranking in page.rankings.items():
         ranks = ranking.mean_ranks.rename("mean rank").rename_axis("method").reset_index()

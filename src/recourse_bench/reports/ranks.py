@@ -17,6 +17,10 @@ classifiers over multiple data sets", JMLR 7), the methods are compared by
 * the **critical-difference diagram**: the methods on the rank axis, those not significantly
   different joined by a bar.
 
+The test treats the cells as independent blocks, as Demšar's data sets are; the shifts of one
+dataset and model share its data and base model, so with shifts among the cells read the
+p-values and the CD as a guide rather than exact error rates (the report says so).
+
 These tests need every method in every cell (the cells are the test's blocks). A cell where a
 method has no value (skipped, failed, not run) is left out of the test, and where that would
 leave fewer than half of the cells, the methods missing from the most cells are left out of
@@ -98,10 +102,18 @@ class Ranking:
             if math.isfinite(self.statistic)
             else "no Friedman test (it needs three methods and two cells)"
         )
+        verdict = ""
+        if math.isfinite(self.p_value) and self.p_value >= ALPHA:
+            verdict = " The Friedman test finds no difference, so no pair is called different."
         return (
             f"{self.n_methods} methods over {self.n_cells} of {self.cells_total} cell(s); "
-            f"{test}; CD = {self.critical_difference:.3g}."
+            f"{test}; CD = {self.critical_difference:.3g}.{verdict}"
         )
+
+    @property
+    def differences_shown(self) -> bool:
+        """Whether pairs may be called different: the Friedman test rejected at :data:`ALPHA`."""
+        return math.isfinite(self.p_value) and self.p_value < ALPHA
 
     def cliques(self) -> list[list[str]]:
         """Maximal runs of methods (by average rank) whose ranks differ by less than the CD."""
@@ -173,13 +185,17 @@ def _describe(cell: tuple[str, str, str]) -> str:
 
 
 def _complete(values: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The methods kept and the cells where all of them have a value (see the module doc)."""
+    """The methods kept (and the cells where one of them ran), the methods left out.
+
+    Methods are left out, the one in the fewest cells first, while fewer than half of the
+    cells where a kept method ran have every kept method (see the module docstring).
+    """
     kept, left_out = values, []
-    while kept.shape[1] > MIN_METHODS and kept.notna().all(axis=1).sum() * 2 < len(values):
+    while kept.shape[1] > MIN_METHODS and kept.notna().all(axis=1).sum() * 2 < len(kept):
         ran = kept.notna().sum()
         worst = min(ran.index, key=lambda m: (ran[m], str(m)))
         left_out.append(f"{worst} (ran in {ran[worst]} of {len(values)} cells)")
-        kept = kept.drop(columns=worst)
+        kept = kept.drop(columns=worst).dropna(how="all")
     return kept, left_out
 
 
@@ -194,6 +210,9 @@ def rank_methods(data: ReportData, metric: str, alpha: float = ALPHA) -> Ranking
     incomplete = [
         f"{_describe(cell)} (no {', '.join(map(str, kept.columns[kept.loc[cell].isna()]))})"
         for cell in kept.index[~complete]
+    ] + [
+        f"{_describe(cell)} (only methods left out ran)"
+        for cell in values.index.difference(kept.index, sort=False)
     ]
     kept = kept[complete]
     ranks = rank_rows(kept, bool(higher))
@@ -248,14 +267,19 @@ def ranks_table(found: dict[str, Ranking]) -> pd.DataFrame:
 
 
 def pairwise_table(found: dict[str, Ranking], alpha: float = ALPHA) -> pd.DataFrame:
-    """``stats/nemenyi.csv``: every pair of ranked methods per metric, with its p-value."""
+    """``stats/nemenyi.csv``: every pair of ranked methods per metric, with its p-value.
+
+    ``better`` names the better-ranked method of a pair whose p-value is below ``alpha``, and
+    only where the Friedman test rejected (Demšar's procedure: no post-hoc claim without it;
+    with two methods there is no Friedman test here, and the paired Wilcoxon tests apply).
+    """
     rows = []
     for metric, ranking in found.items():
         names = list(ranking.mean_ranks.index)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 p = float(ranking.pairwise.loc[a, b])
-                better = a if p < alpha else ""
+                better = a if p < alpha and ranking.differences_shown else ""
                 rows.append(
                     (
                         metric,

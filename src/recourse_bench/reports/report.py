@@ -347,7 +347,9 @@ def _ranks_section(
         f"cells and Nemenyi's critical difference at alpha = {RANK_ALPHA} (Demšar 2006): two "
         "methods whose average ranks differ by less than the CD are not significantly "
         "different (joined by a bar in the diagram). The tests need every method in every "
-        "cell, so cells where one lacks a value are left out, and named here. All ranks are in "
+        "cell, so cells where one lacks a value are left out, and named here. The shifts of one "
+        "dataset and model share its data, so such cells are not independent blocks: read the "
+        "p-values and the CD as a guide. All ranks are in "
         f"[stats/{RANKS_FILE}](stats/{RANKS_FILE}), every pair's p-value in "
         f"[stats/{NEMENYI_FILE}](stats/{NEMENYI_FILE}).\n",
     ]

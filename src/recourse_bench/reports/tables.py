@@ -129,7 +129,7 @@ def _compatibility(group: pd.DataFrame) -> str:
         counts = bad["status"].value_counts()
         return "ran (" + ", ".join(f"{n} rows {s}" for s, n in counts.items()) + ")"
     first = bad.iloc[0]
-    reason = " ".join(str(first["reason"] or "").split())
+    reason = "" if pd.isna(first["reason"]) else " ".join(str(first["reason"]).split())
     reason = reason if len(reason) <= 120 else reason[:117] + "..."
     return f"{first['status']}: {reason}" if reason else str(first["status"])
 
