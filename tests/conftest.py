@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from recourse_bench import cli, registry
+from recourse_bench.api import Schema
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).parent / "plugins"
@@ -40,6 +41,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def continuous_schema(d: int, groups: tuple = ()) -> Schema:
+    """``d`` free continuous features in [0, 1] (and the one-hot ``groups`` given)."""
+    return Schema(
+        features=tuple(f"x{j}" for j in range(d)),
+        kinds=("continuous",) * d,
+        immutable=(False,) * d,
+        direction=(0,) * d,
+        lower=(0.0,) * d,
+        upper=(1.0,) * d,
+        steps=(0.0,) * d,
+        groups=groups,
+    )
 
 
 def assert_recourse_contract(schema, model, factuals, recourses, min_coverage=0.0):

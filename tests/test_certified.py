@@ -18,7 +18,7 @@ from scipy.optimize import linprog
 from torch import nn
 
 from recourse_bench import registry
-from recourse_bench.api import EvalContext, NotApplicable, Schema
+from recourse_bench.api import EvalContext, NotApplicable
 from recourse_bench.certify import (
     adversarial_layers,
     delta_certified,
@@ -38,6 +38,8 @@ from recourse_bench.metrics.certified import (
 from recourse_bench.models import linear_classifier
 from recourse_bench.models._torch import TorchClassifier
 from recourse_bench.testing import check_method, toy_problem
+
+from .conftest import continuous_schema
 
 
 def relu_net(widths: list[int], seed: int) -> TorchClassifier:
@@ -190,16 +192,6 @@ def test_delta_robustness_agrees_row_by_row_with_roars_worst_case_score():
 
 
 # ------------------------------------------------------------------------------------- mcer
-def continuous_schema(d: int) -> Schema:
-    return Schema(
-        features=tuple(f"x{j}" for j in range(d)),
-        kinds=("continuous",) * d,
-        immutable=(False,) * d,
-        direction=(0,) * d,
-        lower=(0.0,) * d,
-        upper=(1.0,) * d,
-        steps=(0.0,) * d,
-    )
 
 
 def test_cfx_milp_on_a_linear_model_equals_the_lp_optimum():

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from recourse_bench.api import Schema
 from recourse_bench.methods._search import (
     FeasibleSet,
     _simplex_blocks,
     adam_search,
     project_simplex,
 )
+
+from .conftest import continuous_schema
 
 
 def sorted_projection(V: torch.Tensor) -> torch.Tensor:
@@ -38,19 +39,6 @@ def test_projection_matches_the_sort_and_gather_reference(width, dtype):
     assert (got.sum(-1) - 1).abs().max() <= 10 * tol
 
 
-def schema(d, groups):
-    return Schema(
-        features=tuple(f"f{i}" for i in range(d)),
-        kinds=("continuous",) * d,
-        immutable=(False,) * d,
-        direction=(0,) * d,
-        lower=(0.0,) * d,
-        upper=(1.0,) * d,
-        steps=(0.0,) * d,
-        groups=groups,
-    )
-
-
 def test_groups_are_split_into_contiguous_blocks_and_scattered_ones():
     groups = [[0, 1, 2], [3, 4, 5], [6, 7], [9, 10], [11, 13], [15, 16, 17]]
     blocks, scattered = _simplex_blocks(groups)
@@ -61,7 +49,7 @@ def test_groups_are_split_into_contiguous_blocks_and_scattered_ones():
 def test_feasible_projection_matches_a_group_by_group_reference():
     groups = ((0, 1, 2), (3, 4, 5), (6, 7), (9, 10), (11, 13), (15, 16, 17))
     X = np.zeros((200, 18))
-    feasible = FeasibleSet(schema(18, groups), X)
+    feasible = FeasibleSet(continuous_schema(18, groups), X)
     Z = torch.randn(200, 18, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     want = Z.clone()
     for g in groups:
@@ -73,7 +61,7 @@ def test_feasible_projection_matches_a_group_by_group_reference():
 
 def test_stopped_rows_stay_where_they_stopped():
     X = np.full((6, 3), 0.2)
-    feasible = FeasibleSet(schema(3, ()), X)
+    feasible = FeasibleSet(continuous_schema(3), X)
 
     def objective(z):
         return ((z - 0.8) ** 2).sum(dim=1)
