@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 
 from recourse_bench import registry
 from recourse_bench.api import Trainer
@@ -80,13 +83,19 @@ def test_early_stopping_stops_each_model_on_its_own(data):
     hard = y.copy()
     hard[::3] = 1 - hard[::3]  # noisy labels: the loss stalls early
     schedule = Schedule(epochs=300, lr=0.05, batch_size=64, tol=1e-3, n_iter_no_change=3)
-    nets = [mlp().network(X.shape[1]) for _ in range(2)]
-    models = train_many(
-        nets, [(X, y), (X, hard)], [torch_generator(1), torch_generator(2)], [schedule] * 2
-    )
+    with torch.random.fork_rng():  # the same initial weights on every run
+        torch.manual_seed(0)
+        nets = [mlp().network(X.shape[1]) for _ in range(2)]
+    samples = [(X, y), (X, hard)]
+    alone = [
+        train_many([copy.deepcopy(net)], [sample], [torch_generator(g)], [schedule])[0]
+        for net, sample, g in zip(nets, samples, (1, 2), strict=True)
+    ]
+    models = train_many(nets, samples, [torch_generator(1), torch_generator(2)], [schedule] * 2)
     steps = [int(m.optimiser_state["state"][0]["step"]) for m in models]
+    assert steps == [int(m.optimiser_state["state"][0]["step"]) for m in alone]
     assert all(s < 300 * 5 for s in steps)  # both stopped before 300 epochs of 5 batches
-    assert steps[0] != steps[1]
+    assert steps[0] != steps[1]  # each at its own epoch
 
 
 def test_default_trainer_fit_many_loops_over_fit(data):
